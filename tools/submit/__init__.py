@@ -1,0 +1,1 @@
+"""Assembling and accepting records, the leaderboard, and experiment tracking."""

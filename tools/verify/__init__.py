@@ -1,0 +1,1 @@
+"""The judge: checks, statistics, tokenizer audit, reproduction, scorer probes and the pull-request gate."""
