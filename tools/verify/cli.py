@@ -1,14 +1,25 @@
 """`verify`: the judge's command line. Thin: parse arguments, call the library, print, exit.
 
 Exit codes: 0 = every check passed (warnings allowed), 1 = a check failed, 2 = bad usage or unreadable input.
+Each subcommand lives in its own module under tools/verify/commands/ and is imported only when run.
 """
 
 from __future__ import annotations
 
 import click
 
+from tools.clikit import LazyGroup
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS = {
+    "record": "tools.verify.commands.record:command",
+    "tokenizer": "tools.verify.commands.tokenizer:command",
+    "probes": "tools.verify.commands.probes:command",
+    "reproduce": "tools.verify.commands.reproduce:command",
+    "pr": "tools.verify.commands.pr:command",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Judge parameter-golf records: static checks, statistics, tokenizer audit, probes, reproduction.
 

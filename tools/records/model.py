@@ -1,0 +1,182 @@
+"""The shared vocabulary of the tools: tracks, submissions, seed runs, parsed logs, check results.
+
+Plain frozen dataclasses: loaders (tracks.py, schema.py, legacy.py, logparse.py, record.py) build them from files,
+the judge (tools.verify) reads them and returns CheckResults, the publisher (tools.submit) renders them.
+`None` always means "unknown" (not in the file, or not found in the log) — never a silent zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["pass", "fail", "warn", "skip"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "warn", "skip")
+
+
+class RecordError(Exception):
+    """Input that cannot be read at all (bad usage / unreadable record): the CLIs turn this into exit code 2.
+
+    `where` names the file (and line, when known) so the message can be one clear line.
+    """
+
+    def __init__(self, where: str | Path, message: str):
+        self.where = str(where)
+        self.message = message
+        super().__init__(f"{self.where}: {message}")
+
+
+@dataclass(frozen=True)
+class Significance:
+    metric: str  # "val_bpb"
+    test: str  # "one_sided_t"
+    alpha: float  # 0.01
+    min_improvement: float  # 0.005: the candidate must beat SOTA - min_improvement
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    title: str
+    hardware: str
+    nproc: int
+    train_time_cap_s: float | None  # None: no cap (non-record track)
+    eval_time_cap_s: float | None
+    artifact_cap_bytes: int  # decimal; equal passes, one more fails
+    code_line_cap: int
+    dataset: str  # dataset folder name under data/datasets/
+    tokenizer: str
+    min_seeds: int
+    ranked: bool  # False: never ranked against SOTA (non-record track)
+    reproducible_in_ci: bool
+    reproduce_tolerance_bpb: float
+    significance: Significance
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's numbers as claimed in submission.json (None = not given)."""
+
+    seed: int
+    val_bpb: float | None = None
+    val_loss: float | None = None
+    steps: int | None = None
+    train_time_s: float | None = None
+    eval_time_s: float | None = None
+    artifact_bytes: int | None = None  # compressed model bytes
+    code_bytes: int | None = None
+    bytes_total: int | None = None  # artifact_bytes + code_bytes
+    log: str | None = None  # log file name inside the record folder
+    code_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """submission.json, read strictly (schema 1) or from a legacy file (schema None, unknowns listed)."""
+
+    schema: int | None
+    author: str | None
+    github_id: str | None
+    name: str | None
+    blurb: str | None
+    date: dt.date | dt.datetime | None
+    track: str | None
+    val_bpb: float | None
+    val_loss: float | None
+    val_bpb_std: float | None
+    seeds: tuple[int, ...]
+    seed_results: Mapping[int, SeedResult]
+    legacy: bool = False
+    unknown_fields: tuple[str, ...] = ()  # fields a legacy file did not have
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    train_time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    """What a training log says. Every field the parser could not find is None and named in `missing`."""
+
+    path: str
+    code: str | None  # the source embedded at the top of the log
+    run_id: str | None = None
+    seed: int | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    score_line: str | None = None  # the exact line the score came from
+    steps: int | None = None  # last step reached
+    planned_steps: int | None = None
+    train_time_ms: float | None = None
+    eval_time_ms: float | None = None
+    stopped_early: bool = False
+    model_bytes: int | None = None  # "Serialized model ...: N bytes"
+    code_bytes: int | None = None
+    bytes_total: int | None = None  # "Total submission size ...: N bytes"
+    code_sha256: str | None = None  # as logged by the script
+    dataset_name: str | None = None
+    manifest_sha256: str | None = None
+    tokenizer_sha256: str | None = None
+    val_tokens: int | None = None
+    val_bytes: int | None = None
+    hardware: Mapping[str, str] = field(default_factory=dict)
+    software: Mapping[str, str] = field(default_factory=dict)
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    curve: tuple[CurvePoint, ...] = ()
+    missing: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record folder as found on disk. Loading never judges; it only reads (and reports unreadable parts)."""
+
+    path: Path  # the folder
+    track_id: str  # the name of the parent folder (records/<track>/<record>)
+    submission: Submission | None  # None when submission.json is missing or invalid
+    submission_error: str | None
+    script_path: Path | None  # train_gpt.py
+    logs: Mapping[str, ParsedLog]  # by file name
+    artifacts: Mapping[int, Path]  # seed -> final_model_seed<SEED>.* when shipped
+    files: tuple[str, ...]  # every file, relative to the folder
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: Status
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """The verdict on one record: a list of checks plus the statistics behind `significance`."""
+
+    record: str
+    checks: list[CheckResult] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == "fail" for c in self.checks)
+
+    def get(self, check_id: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "record": self.record,
+            "checks": [{"id": c.id, "status": c.status, "message": c.message} for c in self.checks],
+            "stats": self.stats,
+        }

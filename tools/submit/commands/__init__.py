@@ -1,0 +1,1 @@
+"""One module per `submit` subcommand; each defines `command`."""

@@ -1,0 +1,1 @@
+"""One module per `verify` subcommand; each defines `command`."""
