@@ -148,6 +148,9 @@ class Record:
     logs: Mapping[str, ParsedLog]  # by file name
     artifacts: Mapping[int, Path]  # seed -> final_model_seed<SEED>.* when shipped
     files: tuple[str, ...]  # every file, relative to the folder
+    # Added by the loader (defaults keep older constructors working):
+    log_errors: Mapping[str, str] = field(default_factory=dict)  # log file -> why it could not be read at all
+    symlinks: tuple[str, ...] = ()  # entries that are symbolic links (listed in `files`, never read through)
 
 
 @dataclass(frozen=True)
