@@ -27,6 +27,7 @@ from pathlib import Path
 _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _MAX_FILE_BYTES = 2 * 1024**3  # a runaway child cannot fill the disk with one file
 _KILL_GRACE_S = 5.0
+_PID_FLAGS = ("-p", "-f", "--kill-child")  # own PID namespace; see network_namespace_prefix
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ def network_namespace_prefix() -> tuple[tuple[str, ...], str]:
     unshare = shutil.which("unshare")
     if unshare is None:
         return (), "network not isolated: `unshare` is not installed"
-    for flags in (("-n",), ("-r", "-n")):
+    # A private PID namespace as well where allowed: a grandchild that calls setsid() leaves our process group
+    # (killpg cannot reach it), but it cannot leave the namespace, which the kernel empties when its first
+    # process exits; --kill-child ties that process to `unshare` itself, which killpg does reach.
+    for flags in (("-n", *_PID_FLAGS), ("-r", "-n", *_PID_FLAGS), ("-n",), ("-r", "-n")):
         probe = subprocess.run([unshare, *flags, "true"], capture_output=True, timeout=10)
         if probe.returncode == 0:
             return (unshare, *flags), f"network isolated with `unshare {' '.join(flags)}`"
