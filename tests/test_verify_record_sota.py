@@ -1,0 +1,135 @@
+"""tools.verify.sota: the accepted chain of a track, computed from the record folders alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+
+import pytest
+from scipy import stats as scipy_stats
+
+from tests.recordkit import make_record, make_repo_tree, repo_env
+from tools.verify.record_checks import verify_record
+from tools.verify.sota import accepted_chain, judge_track, sota_at
+
+TRACK = "track_cpu_shakespeare"
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    root = make_repo_tree(tmp_path)
+    for key, value in repo_env(root).items():
+        monkeypatch.setenv(key, value)
+    return root
+
+
+def names(entries):
+    return [entry.record.name for entry in entries]
+
+
+@pytest.fixture
+def history(root):
+    """A first record, a real improvement, a noisy one, an invalid one with a great score, another improvement."""
+    make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
+    make_record(root, name="2026-01-05_better", date="2026-01-05", bpbs=(1.5501, 1.5512, 1.5495))
+    make_record(root, name="2026-01-07_noise", date="2026-01-07", bpbs=(1.5470, 1.5440, 1.5480))
+    make_record(root, name="2026-01-08_overtime", date="2026-01-08", bpbs=(1.3001, 1.3012, 1.2995),
+                train_time_ms=181_000)  # fmt: skip
+    make_record(root, name="2026-01-09_best", date="2026-01-09", bpbs=(1.5001, 1.5012, 1.4995))
+    return root
+
+
+def test_chain_keeps_only_valid_significant_records(history):
+    chain = accepted_chain(TRACK, history / "records")
+    assert names(chain) == ["2026-01-01_first", "2026-01-05_better", "2026-01-09_best"]
+    first, better, best = chain
+    assert first.p_value is None and first.previous is None
+    assert better.previous == f"records/{TRACK}/2026-01-01_first"
+    assert best.previous == f"records/{TRACK}/2026-01-05_better"  # noise and overtime never became SOTA
+    assert best.mean == pytest.approx(statistics.fmean((1.5001, 1.5012, 1.4995)))
+    assert best.values == (1.5001, 1.5012, 1.4995)
+    assert best.seeds == (42, 1337, 2025)
+    direct = scipy_stats.ttest_1samp(best.values, better.mean - 0.005, alternative="less")
+    assert best.p_value == pytest.approx(direct.pvalue, rel=1e-9)
+
+
+def test_judge_track_lists_every_record_with_its_verdict(history):
+    judged = judge_track(TRACK, history / "records")
+    verdicts = {path.name: (accepted, report.ok) for path, report, accepted in judged}
+    assert verdicts == {
+        "2026-01-01_first": (True, True),
+        "2026-01-05_better": (True, True),
+        "2026-01-07_noise": (False, False),
+        "2026-01-08_overtime": (False, False),
+        "2026-01-09_best": (True, True),
+    }
+    reports = {path.name: report for path, report, _ in judged}
+    assert reports["2026-01-07_noise"].get("significance").status == "fail"
+    assert reports["2026-01-08_overtime"].get("train_time").status == "fail"
+
+
+def test_sota_at_is_the_last_entry_strictly_before(history):
+    records = history / "records"
+    assert sota_at(TRACK, dt.date(2026, 1, 1), records_root=records) is None
+    assert sota_at(TRACK, dt.date(2026, 1, 5), records_root=records).record.name == "2026-01-01_first"
+    assert sota_at(TRACK, dt.date(2026, 1, 9), records_root=records).record.name == "2026-01-05_better"
+    assert sota_at(TRACK, dt.datetime(2026, 1, 10, 12), records_root=records).record.name == "2026-01-09_best"
+    assert sota_at(TRACK, None, records_root=records).record.name == "2026-01-09_best"
+
+
+def test_verify_record_uses_the_sota_at_its_own_date(history):
+    report = verify_record(history / "records" / TRACK / "2026-01-09_best")
+    assert report.stats["sota_source"] == f"records/{TRACK}/2026-01-05_better"
+    assert report.ok
+    # A new candidate dated later must beat the newest SOTA.
+    late = make_record(history, name="2026-02-01_same", date="2026-02-01", bpbs=(1.5001, 1.5012, 1.4995))
+    report = verify_record(late)
+    assert report.stats["sota_source"] == f"records/{TRACK}/2026-01-09_best"
+    assert report.get("significance").status == "fail"
+
+
+def test_records_of_the_same_day_both_face_the_earlier_sota(root):
+    make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
+    make_record(root, name="2026-01-05_a", date="2026-01-05", bpbs=(1.5501, 1.5512, 1.5495))
+    make_record(root, name="2026-01-05_b", date="2026-01-05", bpbs=(1.5481, 1.5492, 1.5475))
+    chain = accepted_chain(TRACK, root / "records")
+    assert names(chain) == ["2026-01-01_first", "2026-01-05_a", "2026-01-05_b"]
+    assert chain[2].previous == f"records/{TRACK}/2026-01-01_first"
+
+
+def test_invalid_first_record_does_not_start_the_chain(root):
+    make_record(root, name="2026-01-01_broken", date="2026-01-01", bpbs=(1.2, 1.21), seeds=(1, 2))
+    make_record(root, name="2026-01-02_valid", date="2026-01-02", bpbs=(1.6010, 1.5990, 1.6002))
+    chain = accepted_chain(TRACK, root / "records")
+    assert names(chain) == ["2026-01-02_valid"]
+    assert chain[0].p_value is None
+
+
+def test_chain_follows_changes_on_disk(root):
+    make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
+    assert names(accepted_chain(TRACK, root / "records")) == ["2026-01-01_first"]
+    make_record(root, name="2026-01-05_better", date="2026-01-05", bpbs=(1.5501, 1.5512, 1.5495))
+    assert names(accepted_chain(TRACK, root / "records")) == ["2026-01-01_first", "2026-01-05_better"]
+
+
+def test_unranked_track_accepts_every_valid_record(root):
+    track = "track_non_record_16mb"
+    for day, bpb in ((1, 1.3), (2, 1.4)):
+        make_record(root, track=track, name=f"2026-01-0{day}_run", date=f"2026-01-0{day}", seeds=(42,), bpbs=(bpb,),
+                    submission_overrides={"track": track})  # fmt: skip
+    chain = accepted_chain(track, root / "records")
+    assert names(chain) == ["2026-01-01_run", "2026-01-02_run"]
+    assert all(entry.report.get("significance").status == "skip" for entry in chain)
+
+
+def test_unreadable_record_folder_is_listed_not_accepted(root):
+    make_record(root, name="2026-01-01_first", date="2026-01-01")
+    (root / "records" / TRACK / "2026-01-02_empty").mkdir()
+    judged = {path.name: (report, accepted) for path, report, accepted in judge_track(TRACK, root / "records")}
+    report, accepted = judged["2026-01-02_empty"]
+    assert not accepted and not report.ok
+
+
+def test_empty_track_has_empty_chain(root):
+    assert accepted_chain(TRACK, root / "records") == []
+    assert judge_track("track_10min_16mb", root / "records") == []

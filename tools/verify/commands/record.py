@@ -1,0 +1,62 @@
+"""`verify record PATH`: the judge's static and statistical checks on one record folder."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("record")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--against", type=float, default=None, metavar="BPB",
+              help="Test significance against this SOTA value instead of the track's accepted chain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+def command(path: Path, against: float | None, as_json: bool) -> None:
+    """Check a record folder (records/<track>/<YYYY-MM-DD>_<name>/) without running any of its code.
+
+    \b
+    Checks (stable ids): files, schema, track, code_lines, artifact_bytes, train_time, eval_time,
+    claims_match_logs, code_matches_logs, seeds_distinct, min_seeds, dataset, significance.
+    Each is pass / fail / warn / skip with a one-line message naming the file and value.
+
+    \b
+    Inputs: the folder (README.md, submission.json, train_gpt.py, one train_seed<SEED>.log per seed,
+    optional final_model_seed<SEED>.int8.ptz); records/tracks.toml for the caps; the local dataset
+    manifest (data/datasets/<dataset>/manifest.json, skipped when absent); the other records of the track,
+    which give the SOTA the record must beat at its date (or --against BPB).
+    Environment: PG_REPO_ROOT (the repository), PG_DATASETS_ROOT (the prepared datasets).
+
+    \b
+    significance: one-sided t-test of the seeds' val_bpb against SOTA - min_improvement (0.005), pass at
+    p < alpha (0.01). The first record of a track has nothing to beat (skip).
+
+    \b
+    Output: a table of checks and the statistics (n, mean, std, t, df, p, threshold, margin, seeds needed);
+    with --json: {"ok", "record", "checks": [{"id", "status", "message"}], "stats"}.
+
+    \b
+    Examples:
+      verify record records/track_cpu_shakespeare/2026-03-20_baseline
+      verify record records/track_10min_16mb/2026-04-01_wider --against 1.2194 --json
+
+    \b
+    Exit codes: 0 no check failed (warnings and skips allowed), 1 a check failed,
+    2 bad usage or an unreadable record (missing folder, not a folder, outside records/).
+    """
+    from tools.records.model import RecordError
+    from tools.verify.record_checks import verify_record
+    from tools.verify.report_format import render_json, render_table
+
+    if against is not None and not math.isfinite(against):
+        click.echo(f"error: --against: not a finite number: {against}", err=True)
+        sys.exit(2)
+    try:
+        report = verify_record(path, against=against)
+    except RecordError as error:
+        click.echo(f"error: {error.where}: {error.message}", err=True)
+        sys.exit(2)
+    click.echo(render_json(report) if as_json else render_table(report))
+    sys.exit(0 if report.ok else 1)
