@@ -197,6 +197,12 @@ def test_claim_differing_in_fourth_decimal_fails(root):
     only_fails(verify(root, folder), "claims_match_logs", "seed 1337", "1.49921111", "1.49911111", "train_seed1337.log")
 
 
+def test_claim_written_as_a_round_number_fails(root):
+    # "1.4" has one printed decimal; agreeing at that precision would accept any log from 1.35 to 1.45.
+    folder = make_record(root, bpbs=(1.41234567, 1.41134567, 1.41334567), claim_overrides={42: {"val_bpb": 1.4}})
+    only_fails(verify(root, folder), "claims_match_logs", "seed 42", "1.4", "train_seed42.log")
+
+
 def test_claims_rounded_to_four_decimals_pass(root):
     bpbs = (1.50123456, 1.49911111, 1.50033333)
     folder = make_record(

@@ -28,6 +28,11 @@ _DEFAULT_LOG_DECIMALS = 8  # when the printed text of a score cannot be recovere
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)")
 
 
+# Scores must be claimed to at least 4 decimals (the issue's bar: a 4th-decimal difference fails); times to 0.1 s.
+SCORE_MIN_PLACES = 4
+TIME_MIN_PLACES = 1
+
+
 def _score_decimals(log: ParsedLog, key: str) -> int:
     token = printed_token(log.score_line, key)
     return decimals(token) if token else _DEFAULT_LOG_DECIMALS
@@ -50,7 +55,7 @@ def _compare_seed(claim: SeedResult, item: SeedLog) -> list[str]:
             continue
         if logged is None:
             problems.append(f"{where}: {key} {claimed} claimed but {name} has no score line")
-        elif not agree_at_precision(claimed, logged, _score_decimals(log, key)):
+        elif not agree_at_precision(claimed, logged, _score_decimals(log, key), SCORE_MIN_PLACES):
             problems.append(f"{where}: {key} {claimed!r} but {name} says {printed_token(log.score_line, key) or logged}")
     for key, log_key in (("train_time_s", "train_time_ms"), ("eval_time_s", "eval_time_ms")):
         claimed, logged_ms = getattr(claim, key), getattr(log, log_key)
@@ -58,7 +63,7 @@ def _compare_seed(claim: SeedResult, item: SeedLog) -> list[str]:
             continue
         if logged_ms is None:
             problems.append(f"{where}: {key} {claimed} claimed but {name} logs no {log_key[:-3]}")
-        elif not agree_at_precision(claimed, logged_ms / 1000.0, _time_decimals_s(logged_ms)):
+        elif not agree_at_precision(claimed, logged_ms / 1000.0, _time_decimals_s(logged_ms), TIME_MIN_PLACES):
             problems.append(f"{where}: {key} {claimed!r} but {name} says {logged_ms:g} ms")
     for key, log_key in (("steps", "steps"), ("artifact_bytes", "model_bytes"), ("code_bytes", "code_bytes"),
                          ("bytes_total", "bytes_total"), ("code_sha256", "code_sha256")):  # fmt: skip
@@ -110,16 +115,16 @@ def _aggregate_problems(ctx: RecordContext, values: list[float], losses: list[fl
     problems: list[str] = []
     if values and submission.val_bpb is not None:
         mean = math.fsum(values) / len(values)
-        if not agree_at_precision(submission.val_bpb, mean, precision):
+        if not agree_at_precision(submission.val_bpb, mean, precision, SCORE_MIN_PLACES):
             problems.append(f"submission.json: val_bpb {submission.val_bpb!r} but the seeds' logged mean is {mean:.8f}")
     if losses and submission.val_loss is not None:
         mean_loss = math.fsum(losses) / len(losses)
-        if not agree_at_precision(submission.val_loss, mean_loss, precision):
+        if not agree_at_precision(submission.val_loss, mean_loss, precision, SCORE_MIN_PLACES):
             problems.append(f"submission.json: val_loss {submission.val_loss!r} but the seeds' logged mean is {mean_loss:.8f}")
     if submission.val_bpb_std is not None:
         std = sample_std(values)
         if std is not None:
-            if not agree_at_precision(submission.val_bpb_std, std, precision):
+            if not agree_at_precision(submission.val_bpb_std, std, precision, SCORE_MIN_PLACES):
                 problems.append(f"submission.json: val_bpb_std {submission.val_bpb_std!r} but the seeds' sample std is {std:.8f}")
         elif len(values) == 1 and submission.val_bpb_std != 0:
             problems.append(f"submission.json: val_bpb_std {submission.val_bpb_std!r} claimed for a single seed")

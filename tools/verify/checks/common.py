@@ -116,11 +116,13 @@ def decimals(value: str | float) -> int:
     return max(places, 0)
 
 
-def agree_at_precision(claim: float, logged: float, logged_decimals: int) -> bool:
-    """Equal at the coarser of the two printed precisions (the claim may round the log, never change it)."""
+def agree_at_precision(claim: float, logged: float, logged_decimals: int, min_places: int = 0) -> bool:
+    """Equal at the coarser of the two printed precisions (the claim may round the log, never change it), but
+    never coarser than `min_places` (or the log's own precision, if that is coarser still): a claim written as
+    a round number such as 1.0 must not agree with every log between 0.95 and 1.05."""
     if not (math.isfinite(claim) and math.isfinite(logged)):
         return False
-    places = min(decimals(claim), logged_decimals)
+    places = max(min(decimals(claim), logged_decimals), min(min_places, logged_decimals))
     return abs(claim - logged) <= 0.5 * 10.0**-places + 1e-12
 
 

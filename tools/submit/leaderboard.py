@@ -1,0 +1,570 @@
+"""leaderboard.md, generated from the record folders alone, and the judge's verification evidence.
+
+The generator re-judges every record (tools.verify.sota.judge_track / accepted_chain): a record enters a track's
+SOTA chain only when its checks pass and its t-test against the SOTA at its date passes, whatever its
+submission.json claims. Every number shown is recomputed from the files (means and stds from the logs, sizes
+from the logs and artifacts, p-values from the test). Output is deterministic: same records -> same bytes
+(tracks in tracks.toml order, records by date then folder name, no timestamps, no absolute paths). Nothing is
+edited in place: each run renders from scratch and replaces the file atomically, so two submissions landing one
+after the other cannot drop a row.
+
+Evidence from the slower judges (tokenizer audit, probes, reproduction) lives in the record folder as
+`verification.json`, written by `write_verification_evidence`; it counts only while the record's files are the
+ones it was written for (`record_sha256`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tools.records.model import STATUSES, CheckResult, RecordError, Report, Track
+
+EVIDENCE_FILE = "verification.json"
+EVIDENCE_SCHEMA = 1
+LEADERBOARD_FILE = "leaderboard.md"
+PROGRESS_FILE = "progress.png"
+MAX_EVIDENCE_BYTES = 1_000_000
+STATIC_CHECKS_EXEMPT = ("significance",)  # judged separately: "statistics"
+# Evidence check ids -> the stage they show as, in display order.
+EVIDENCE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tokenizer audit", ("val_documents", "tokenizer_roundtrip", "tokenizer_bytes")),
+    ("probes", ("normalization", "causality", "rescore")),
+    ("reproduced", ("reproduction",)),
+)
+
+
+# -- small file helpers ----------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and os.replace: readers see the old bytes or the new."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically write `data` unless the file already holds exactly these bytes; True when written."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_atomic(Path(path), data)
+    return True
+
+
+# -- verification evidence -------------------------------------------------------------------------------------
+
+
+def record_sha256(folder: Path) -> str:
+    """A digest of every file of the record except verification.json (paths and contents; symlinks by target)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    entries: list[tuple[str, Path]] = []
+    for directory, subdirectories, names in os.walk(folder, followlinks=False):
+        subdirectories.sort()
+        for name in (*names, *(d for d in subdirectories if os.path.islink(os.path.join(directory, d)))):
+            path = Path(directory, name)
+            relative = path.relative_to(folder).as_posix()
+            if relative != EVIDENCE_FILE:
+                entries.append((relative, path))
+    for relative, path in sorted(entries):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            content = b"symlink:" + os.readlink(path).encode("utf-8", "surrogateescape")
+        elif stat.S_ISREG(info.st_mode):
+            content = _file_sha256(path).encode()
+        else:
+            content = b"special"
+        digest.update(relative.encode("utf-8", "surrogateescape") + b"\0" + content + b"\n")
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_commit() -> str | None:
+    """The judge's own git commit (so evidence says which tools produced it); None outside a git checkout."""
+    try:
+        import git
+
+        from tools.records.paths import repo_root
+
+        return git.Repo(repo_root(), search_parent_directories=True).head.commit.hexsha
+    except Exception:
+        return None
+
+
+def write_verification_evidence(folder: str | Path, checks: Iterable[CheckResult], *, commit: str | None = None) -> Path:
+    """Record the judge's results for a record in `<folder>/verification.json` (atomic; merged by check id).
+
+    Called by the verify commands that run the record's code (tokenizer audit, probes, reproduction).
+    Earlier evidence for other checks is kept only when it was written for the same files; a check id seen
+    again is replaced. Schema: {"schema": 1, "checks": {id: {"status", "message"}}, "tool_commit", "record_sha256"}.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        raise NotADirectoryError(f"{folder}: not a record folder")
+    digest = record_sha256(folder)
+    previous = read_verification_evidence(folder)
+    merged: dict[str, dict[str, str]] = {}
+    if previous is not None and previous.get("record_sha256") == digest:
+        merged.update(previous["checks"])
+    for check in checks:
+        if check.status not in STATUSES:
+            raise ValueError(f"check {check.id}: unknown status {check.status!r}")
+        merged[check.id] = {"status": check.status, "message": check.message}
+    document = {
+        "schema": EVIDENCE_SCHEMA,
+        "checks": dict(sorted(merged.items())),
+        "tool_commit": commit if commit is not None else tool_commit(),
+        "record_sha256": digest,
+    }
+    path = folder / EVIDENCE_FILE
+    write_atomic(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return path
+
+
+def read_verification_evidence(folder: str | Path) -> dict[str, Any] | None:
+    """verification.json as written by write_verification_evidence; None when absent or not in that shape."""
+    from tools.records.paths import read_regular_file
+
+    path = Path(folder) / EVIDENCE_FILE
+    try:
+        data, truncated = read_regular_file(path, MAX_EVIDENCE_BYTES, follow_symlinks=False)
+        document = json.loads(data)
+    except (OSError, ValueError):
+        return None
+    if truncated or not isinstance(document, dict) or document.get("schema") != EVIDENCE_SCHEMA:
+        return None
+    checks = document.get("checks")
+    if not isinstance(checks, dict):
+        return None
+    for value in checks.values():
+        if not isinstance(value, dict) or value.get("status") not in STATUSES or not isinstance(value.get("message"), str):
+            return None
+    return document
+
+
+# -- the board -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record folder as the board shows it; every number recomputed from the folder's files."""
+
+    folder: Path
+    name: str  # folder name
+    track_id: str
+    date: dt.date | None
+    author: str | None
+    seeds: tuple[int, ...]
+    mean: float | None
+    std: float | None
+    p_value: float | None
+    artifact_bytes: int | None  # max over seeds of code + model
+    verified: str  # how far it was verified, for people
+    note: str  # why it is not ranked / the first failing check
+
+
+@dataclass
+class TrackBoard:
+    track: Track
+    chain: list[Entry] = field(default_factory=list)
+    non_record: list[Entry] = field(default_factory=list)
+    rejected: list[Entry] = field(default_factory=list)
+
+
+def _first_failure(report: Report, ignore: Sequence[str] = ()) -> CheckResult | None:
+    return next((c for c in report.checks if c.status == "fail" and c.id not in ignore), None)
+
+
+def verification_summary(report: Report, folder: Path) -> tuple[str, list[str]]:
+    """("static, statistics, probes, ...", failed evidence stages) for one judged record."""
+    static_failed = _first_failure(report, STATIC_CHECKS_EXEMPT) is not None
+    significance = report.get("significance")
+    stages = ["static ✗" if static_failed else "static"]
+    if significance is not None and significance.status == "fail":
+        stages.append("statistics ✗")
+    else:
+        stages.append("statistics")
+    failed: list[str] = []
+    evidence = read_verification_evidence(folder)
+    if (folder / EVIDENCE_FILE).exists() and evidence is None:
+        stages.append("verification.json unreadable")
+    elif evidence is not None and evidence.get("record_sha256") != record_sha256(folder):
+        stages.append("verification.json stale (files changed since)")
+    elif evidence is not None:
+        checks: Mapping[str, Mapping[str, str]] = evidence["checks"]
+        known = {check_id for _, ids in EVIDENCE_STAGES for check_id in ids}
+        groups = [*EVIDENCE_STAGES, *((check_id, (check_id,)) for check_id in sorted(set(checks) - known))]
+        for label, ids in groups:
+            statuses = [checks[i]["status"] for i in ids if i in checks]
+            if not statuses or all(s == "skip" for s in statuses):
+                continue
+            if "fail" in statuses:
+                bad = [i for i in ids if i in checks and checks[i]["status"] == "fail"]
+                stages.append(f"{label} ✗ ({', '.join(bad)})" if len(ids) > 1 else f"{label} ✗")
+                failed.append(label)
+            elif "warn" in statuses:
+                stages.append(f"{label} (warn)")
+            else:
+                stages.append(label)
+    return ", ".join(stages), failed
+
+
+def classify(report: Report, track: Track | None, evidence_failures: Sequence[str] = ()) -> tuple[str, str]:
+    """(verdict, one-line reason): "record" (enters the SOTA chain), "non-record" or "rejected".
+
+    rejected: a check other than significance failed, or the judge's evidence shows a failure.
+    non-record: everything passed but the t-test against SOTA (or the track is unranked).
+    record: everything passed on a ranked track (the first record of a track has nothing to beat).
+    """
+    failure = _first_failure(report, STATIC_CHECKS_EXEMPT)
+    if failure is not None:
+        return "rejected", f"{failure.id}: {failure.message}"
+    if evidence_failures:
+        return "rejected", f"judge evidence: {', '.join(evidence_failures)} failed"
+    if track is None:
+        return "rejected", "unknown track"
+    significance = report.get("significance")
+    if not track.ranked:
+        return "non-record", f"unranked track {track.id}"
+    if significance is not None and significance.status == "fail":
+        return "non-record", significance.message
+    return "record", significance.message if significance is not None else "no significance test"
+
+
+def _load_facts(folder: Path, records_root: Path) -> tuple[Any, tuple[int, ...]]:
+    """(the submission or None, the logged seeds) of a record folder; never raises."""
+    from tools.records.record import load_record
+
+    try:
+        record = load_record(folder, records_root)
+    except RecordError:
+        return None, ()
+    seeds = sorted({log.seed for log in record.logs.values() if log.seed is not None})
+    return record.submission, tuple(seeds)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _entry(folder: Path, track_id: str, report: Report, records_root: Path, *, date, p_value, note, verified) -> Entry:
+    from tools.verify.sota import as_date, date_from_name
+
+    submission, seeds = _load_facts(folder, records_root)
+    artifact = report.get("artifact_bytes")
+    largest = artifact.evidence.get("largest") if artifact is not None else None
+    if date is None:
+        date = as_date(submission.date) if submission is not None and submission.date else date_from_name(folder.name)
+    return Entry(
+        folder=folder,
+        name=folder.name,
+        track_id=track_id,
+        date=date,
+        author=submission.author if submission is not None else None,
+        seeds=seeds,
+        mean=_number(report.stats.get("mean")),
+        std=_number(report.stats.get("std")),
+        p_value=_number(p_value),
+        artifact_bytes=largest if isinstance(largest, int) else None,
+        verified=verified,
+        note=_portable(note, records_root),
+    )
+
+
+def _portable(message: str, records_root: Path) -> str:
+    """Messages without this machine's absolute paths, so the board is the same everywhere."""
+    for root in {str(records_root), str(records_root.resolve())}:
+        message = message.replace(root, "records")
+    return message
+
+
+def judge_board(
+    records_root: Path | None = None,
+    *,
+    tracks: Mapping[str, Track] | None = None,
+    datasets_root: Path | None = None,
+) -> list[TrackBoard]:
+    """Every track's chain, non-record entries and rejected records, judged from the folders."""
+    from tools.records.paths import records_root as default_records_root
+    from tools.verify.record_checks import load_track_table
+    from tools.verify.sota import accepted_chain, judge_track
+
+    root = Path(records_root or default_records_root()).resolve()
+    table = load_track_table(root, tracks)
+    boards = []
+    for track_id, track in table.items():
+        board = TrackBoard(track)
+        options = {"tracks": table, "datasets_root": datasets_root}
+        chain = {item.record: item for item in accepted_chain(track_id, root, **options)} if track.ranked else {}
+        for judgement in judge_track(track_id, root, **options):
+            report, folder = judgement.report, Path(judgement.path)
+            verified, evidence_failures = verification_summary(report, folder)
+            verdict, reason = classify(report, track, evidence_failures)
+            accepted = chain.get(folder)
+            if verdict == "record" and accepted is not None:
+                note = f"vs {accepted.previous.split('/')[-1]}" if accepted.previous else "first record of the track"
+                board.chain.append(_entry(folder, track_id, report, root, date=accepted.date,
+                                          p_value=accepted.p_value, note=note, verified=verified))  # fmt: skip
+                continue
+            if verdict == "record":  # judged valid here but not in the judge's chain: do not rank what we cannot explain
+                verdict, reason = "rejected", "not in the accepted chain (tools.verify.sota)"
+            entry = _entry(folder, track_id, report, root, date=None, p_value=report.stats.get("p"), note=reason,
+                           verified=verified)  # fmt: skip
+            (board.non_record if verdict == "non-record" else board.rejected).append(entry)
+        boards.append(board)
+    return boards
+
+
+# -- rendering -------------------------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    """A table cell from untrusted text: one line, markdown neutralized, bounded length."""
+    if value is None:
+        return "?"
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.translate(_MARKDOWN_SPECIAL)
+
+
+def _link(entry: Entry) -> str:
+    target = quote(f"records/{entry.track_id}/{entry.name}/")
+    return f"[{_text(entry.name)}]({target})"
+
+
+def _bpb(entry: Entry) -> str:
+    if entry.mean is None:
+        return "?"
+    return f"{entry.mean:.5f} ± {entry.std:.5f}" if entry.std is not None else f"{entry.mean:.5f}"
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def _bytes(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _seeds(entry: Entry) -> str:
+    return f"{len(entry.seeds)} ({', '.join(map(str, entry.seeds))})" if entry.seeds else "0"
+
+
+def _date(entry: Entry) -> str:
+    return entry.date.isoformat() if entry.date else "?"
+
+
+def _rules(track: Track) -> str:
+    parts = [track.hardware]
+    if track.train_time_cap_s is not None:
+        parts.append(f"train ≤ {track.train_time_cap_s:g} s")
+    if track.eval_time_cap_s is not None:
+        parts.append(f"eval ≤ {track.eval_time_cap_s:g} s")
+    parts += [f"artifact ≤ {track.artifact_cap_bytes:,} bytes", f"dataset `{track.dataset}`", f"≥ {track.min_seeds} seeds"]
+    rule = track.significance
+    if track.ranked:
+        parts.append(f"new SOTA: one-sided t-test vs SOTA − {rule.min_improvement:g}, p < {rule.alpha:g}")
+    else:
+        parts.append("not ranked against SOTA")
+    return " · ".join(parts)
+
+
+def render_board(boards: Sequence[TrackBoard], progress_plots: Mapping[str, bool] | None = None) -> str:
+    """The markdown for judged boards. `progress_plots`: track id -> whether a progress.png is linked."""
+    lines = [
+        "# Leaderboard",
+        "",
+        "Generated by `submit leaderboard` from the record folders under `records/`; do not edit by hand.",
+        "Every record is re-judged: a record enters its track's SOTA chain only when every check passes and its",
+        "one-sided t-test against the SOTA at its date passes. Means, stds, p-values and sizes are recomputed",
+        "from the logs and files. *verified*: static checks and statistics always; tokenizer audit, probes and",
+        "reproduction when the judge left evidence in the record's `verification.json`.",
+        "",
+    ]
+    for board in boards:
+        track = board.track
+        lines += [f"## {_text(track.title, 120)} (`{track.id}`)", "", _rules(track), ""]
+        if track.ranked:
+            if (progress_plots or {}).get(track.id):
+                lines += [f"![progress of {track.id}](records/{quote(track.id)}/{PROGRESS_FILE})", ""]
+            if board.chain:
+                sota = board.chain[-1]
+                lines += [f"Current SOTA: {_link(sota)}, val_bpb {_bpb(sota)}.", ""]
+                lines += [
+                    "| # | date | record | author | val_bpb (mean ± std) | seeds | p vs previous SOTA | artifact bytes | verified |",
+                    "|---:|---|---|---|---|---|---|---:|---|",
+                ]
+                for number, entry in enumerate(board.chain, 1):
+                    lines.append(
+                        f"| {number} | {_date(entry)} | {_link(entry)} | {_text(entry.author, 40)} | {_bpb(entry)} "
+                        f"| {_seeds(entry)} | {_p(entry.p_value)} | {_bytes(entry.artifact_bytes)} | {entry.verified} |"
+                    )
+                lines.append("")
+            else:
+                lines += ["_No accepted record yet._", ""]
+        if board.non_record:
+            heading = "Entries" if not track.ranked else "Non-record entries (passed every check, not significant)"
+            lines += [
+                f"**{heading}**",
+                "",
+                "| date | record | author | val_bpb (mean ± std) | seeds | p | artifact bytes | verified | note |",
+                "|---|---|---|---|---|---|---:|---|---|",
+            ]
+            for entry in board.non_record:
+                lines.append(
+                    f"| {_date(entry)} | {_link(entry)} | {_text(entry.author, 40)} | {_bpb(entry)} | {_seeds(entry)} "
+                    f"| {_p(entry.p_value)} | {_bytes(entry.artifact_bytes)} | {entry.verified} | {_text(entry.note, 160)} |"
+                )
+            lines.append("")
+        elif not track.ranked:
+            lines += ["_No entries yet._", ""]
+        if board.rejected:
+            lines += ["**Not accepted**", "", "| date | record | first failing check |", "|---|---|---|"]
+            for entry in board.rejected:
+                lines.append(f"| {_date(entry)} | {_link(entry)} | {_text(entry.note, 160)} |")
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def progress_points(board: TrackBoard):
+    from tools.submit.plots import ProgressPoint
+
+    return [ProgressPoint(e.date, e.mean, e.name) for e in board.chain if e.date is not None and e.mean is not None]
+
+
+def render_leaderboard(
+    records_root: Path | None = None,
+    *,
+    tracks: Mapping[str, Track] | None = None,
+    datasets_root: Path | None = None,
+) -> str:
+    """CONTRACTS §7: leaderboard.md's text, judged from the record folders (progress plots linked when drawable)."""
+    boards = judge_board(records_root, tracks=tracks, datasets_root=datasets_root)
+    return render_board(boards, {b.track.id: bool(progress_points(b)) for b in boards})
+
+
+def default_leaderboard_path(records_root: Path | None = None) -> Path:
+    from tools.records.paths import records_root as default_records_root
+
+    return Path(records_root or default_records_root()).parent / LEADERBOARD_FILE
+
+
+@dataclass(frozen=True)
+class BoardUpdate:
+    text: str  # the generated leaderboard.md
+    changed: bool  # leaderboard.md was (or, with dry_run, would be) rewritten
+    plots_written: tuple[Path, ...]  # progress plots rewritten (empty with dry_run)
+    previous: str  # leaderboard.md before ("" when it did not exist)
+
+
+def update_leaderboard(
+    path: Path | None = None,
+    *,
+    records_root: Path | None = None,
+    tracks: Mapping[str, Track] | None = None,
+    datasets_root: Path | None = None,
+    plots: bool = True,
+    dry_run: bool = False,
+) -> BoardUpdate:
+    """Regenerate leaderboard.md (and records/<track>/progress.png) from scratch; write only changed bytes."""
+    from tools.records.paths import records_root as default_records_root
+
+    root = Path(records_root or default_records_root())
+    if not root.is_dir():
+        raise RecordError(root, "no records folder here (set PG_REPO_ROOT to the repository)")
+    path = Path(path) if path is not None else default_leaderboard_path(root)
+    with _exclusive(root, enabled=not dry_run):
+        boards = judge_board(root, tracks=tracks, datasets_root=datasets_root)
+        drawable = {b.track.id: bool(progress_points(b)) for b in boards}
+        text = render_board(boards, drawable)
+        try:
+            previous = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            previous = ""
+        written: list[Path] = []
+        if not dry_run and plots:
+            written = write_progress_plots(boards, root)
+        changed = previous != text
+        if changed and not dry_run:
+            write_atomic(path, text.encode("utf-8"))
+    return BoardUpdate(text, changed, tuple(written), previous)
+
+
+@contextlib.contextmanager
+def _exclusive(records_root: Path, enabled: bool = True):
+    """Serialize local regenerations (judge + write) with a lock on the records folder itself, so a board rendered
+    before another submission's rename cannot be written after that submission's board (no lock file needed)."""
+    if not enabled:
+        yield
+        return
+    import fcntl
+
+    descriptor = os.open(records_root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def write_progress_plots(boards: Sequence[TrackBoard], records_root: Path) -> list[Path]:
+    """records/<track>/progress.png for each ranked track with a chain; a stale one is removed. Returns changes."""
+    from tools.submit.plots import render_progress
+
+    changed = []
+    for board in boards:
+        path = records_root / board.track.id / PROGRESS_FILE
+        points = progress_points(board) if board.track.ranked else []
+        if not points:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                changed.append(path)
+            continue
+        path.parent.mkdir(exist_ok=True)
+        title = f"{board.track.title}: SOTA val_bpb over time"
+        if write_if_changed(path, render_progress(points, title)):
+            changed.append(path)
+    return changed
+
+
+def write_leaderboard(path: Path | None = None, *, records_root: Path | None = None, plots: bool = True) -> bool:
+    """CONTRACTS §7: regenerate leaderboard.md atomically; True when its bytes changed."""
+    return update_leaderboard(path, records_root=records_root, plots=plots).changed
