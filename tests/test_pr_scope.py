@@ -189,3 +189,34 @@ def test_bad_references_are_bad_usage(repo, tmp_path):
     os.makedirs(tmp_path / "plain")
     with pytest.raises(RecordError, match="not a git repository"):
         gate_pull_request(tmp_path / "plain", "main", stages={})
+
+
+def test_a_backdated_record_fails(repo):
+    root = Path(repo.working_tree_dir)
+    repo.git.checkout("main")
+    write(root, f"{EXISTING}/submission.json", '{"date": "2026-03-01"}\n')
+    commit_all(repo, "existing record dated")
+    repo.git.checkout("-B", "pr")
+    add_record(repo, extra={"submission.json": '{"date": "2026-02-01"}\n'})
+    commit_all(repo, "backdated")
+    report = gate(repo, [])
+    assert not report.ok
+    assert any("earlier than the newest track_cpu_shakespeare record" in p for p in report.scope.problems)
+
+
+def test_a_record_dated_after_the_newest_passes_the_date_rule(repo):
+    root = Path(repo.working_tree_dir)
+    repo.git.checkout("main")
+    write(root, f"{EXISTING}/submission.json", '{"date": "2026-03-01"}\n')
+    commit_all(repo, "existing record dated")
+    repo.git.checkout("-B", "pr")
+    add_record(repo, extra={"submission.json": '{"date": "2026-03-02"}\n'})
+    commit_all(repo, "dated after")
+    assert gate(repo, []).ok
+
+
+def test_a_record_dated_in_the_future_fails(repo):
+    add_record(repo, extra={"submission.json": '{"date": "2999-01-01"}\n'})
+    commit_all(repo, "from the future")
+    report = gate(repo, [])
+    assert any("in the future" in p for p in report.scope.problems)

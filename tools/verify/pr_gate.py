@@ -16,6 +16,7 @@ import git
 
 from tools.records.model import CheckResult, RecordError
 from tools.verify.pr_audit import AuditFlag, audit_flags
+from tools.verify.pr_dates import date_problems
 from tools.verify.pr_scope import PullRequestScope, changes_between, classify_changes, record_folders_at
 
 Stage = Callable[[Path], list[CheckResult]]
@@ -135,6 +136,8 @@ def gate_pull_request(
         raise RecordError(repo_path, f"the working tree is not at {head_ref}; check it out first")
 
     scope = classify_changes(changes_between(repo, base, head), record_folders_at(base))
+    if len(scope.new_records) == 1:
+        scope.problems.extend(date_problems(scope.new_records[0], base, head))
     report = GateReport(base=base_ref, head=head_ref, scope=scope)
     if not scope.is_record_pr:
         return report
