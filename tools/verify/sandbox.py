@@ -72,14 +72,17 @@ def _limit_child() -> None:  # runs in the child between fork and exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (_MAX_FILE_BYTES, _MAX_FILE_BYTES))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen, grace_s: float = _KILL_GRACE_S) -> None:
+    # Under a PID namespace the first process of the command is the namespace's init, which the kernel shields
+    # from every signal it has no handler for except SIGKILL: a plain python child then dies at the SIGKILL,
+    # `grace_s` after the SIGTERM (that the rest of the group does receive).
     pgid = proc.pid
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + (_KILL_GRACE_S if sig == signal.SIGTERM else 0)
+        deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 0)
         while time.monotonic() < deadline:
             proc.poll()  # reap our own child, or its zombie keeps the group alive
             try:
@@ -98,10 +101,12 @@ def run_sandboxed(
     on_line: Callable[[str], None] | None = None,
     isolate_network: bool = True,
     tail_lines: int = 40,
+    kill_grace_s: float = _KILL_GRACE_S,
 ) -> SandboxResult:
     """Run `argv` in `cwd` under the limits above; stream each output line to `on_line`; never raise on failure.
 
     `argv[0]` may be "python" to mean this interpreter (the judge's own environment has torch and friends).
+    `kill_grace_s`: how long a timed-out (or interrupted) run gets between SIGTERM and SIGKILL.
     """
     argv = [sys.executable if a == "python" and i == 0 else a for i, a in enumerate(argv)]
     prefix, note = network_namespace_prefix() if isolate_network else ((), "network left on by request")
@@ -139,7 +144,7 @@ def run_sandboxed(
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
-        _kill_group(proc)  # also reaps grandchildren left behind by a clean exit
+        _kill_group(proc, kill_grace_s)  # also reaps grandchildren left behind by a clean exit
         proc.wait()
         reader.join(timeout=5)
     return SandboxResult(
