@@ -14,7 +14,12 @@ from tools.verify.checks.claims import check_claims_match_logs
 from tools.verify.checks.common import Baseline, RecordContext
 from tools.verify.checks.dataset import check_dataset
 from tools.verify.checks.files import check_files
-from tools.verify.checks.logs import check_code_matches_logs, check_min_seeds, check_seeds_distinct
+from tools.verify.checks.logs import (
+    check_code_matches_logs,
+    check_config_matches_logs,
+    check_min_seeds,
+    check_seeds_distinct,
+)
 from tools.verify.checks.significance import check_significance
 from tools.verify.checks.submission import check_schema, check_track
 
@@ -28,6 +33,7 @@ CHECKS: tuple[tuple[str, Callable[[RecordContext], CheckResult]], ...] = (
     ("eval_time", check_eval_time),
     ("claims_match_logs", check_claims_match_logs),
     ("code_matches_logs", check_code_matches_logs),
+    ("config_matches_logs", check_config_matches_logs),
     ("seeds_distinct", check_seeds_distinct),
     ("min_seeds", check_min_seeds),
     ("dataset", check_dataset),

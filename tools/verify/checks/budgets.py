@@ -40,11 +40,35 @@ def _missing_is_failure(ctx: RecordContext) -> bool:
     return not ctx.legacy and ctx.track is not None and ctx.track.ranked
 
 
+# Files that document a record rather than feed its model; everything else a record ships (tokenizers, caches,
+# tables, nested "artifacts") is available to its code at evaluation and counts toward the cap.
+DOCUMENTATION_FILES = frozenset({"README.md", "submission.json", "requirements.txt", "curves.png", "verification.json"})
+
+
+def shipped_extra_files(ctx: RecordContext) -> list[tuple[str, int]]:
+    """(relative path, bytes) of every file beyond the script, the logs, the per-seed artifacts and the docs."""
+    accounted = {SCRIPT_NAME, *DOCUMENTATION_FILES, *ctx.record.logs, *getattr(ctx.record, "log_errors", {})}
+    accounted |= {path.name for path in ctx.record.artifacts.values()}
+    symlinks = set(getattr(ctx.record, "symlinks", ()))
+    extra = []
+    for relative in ctx.record.files:
+        if relative in accounted or relative in symlinks:
+            continue
+        try:
+            extra.append((relative, (ctx.record.path / relative).lstat().st_size))
+        except OSError:
+            continue  # unreadable files are the `files` check's business
+    return extra
+
+
 def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
     if ctx.track is None:
         return result("artifact_bytes", "skip", "unknown track (see track): no artifact cap to check against")
     cap = ctx.track.artifact_cap_bytes
     script_bytes = len(ctx.script) if ctx.script is not None else None
+    extra_files = shipped_extra_files(ctx)
+    extra_bytes = sum(size for _, size in extra_files)
+    extra_note = f" + {', '.join(name for name, _ in extra_files)}" if extra_files else ""
     problems: list[str] = []
     unknown: list[str] = []
     largest: tuple[int, str] | None = None
@@ -64,7 +88,7 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
         if total is None:
             unknown.append(item.name)
         else:
-            consider(total, f"{item.name} (logged total)")
+            consider(total + extra_bytes, f"{item.name} (logged total){extra_note}")
         if None not in (log.bytes_total, log.model_bytes, log.code_bytes) and log.model_bytes + log.code_bytes != log.bytes_total:
             problems.append(
                 f"{item.name}: logged total {log.bytes_total:,} != model {log.model_bytes:,} + code {log.code_bytes:,}"
@@ -79,14 +103,15 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
         except OSError as problem:
             problems.append(f"{path.name}: unreadable ({problem.strerror or problem})")
             continue
-        consider(size + (script_bytes or 0), f"{path.name} + {SCRIPT_NAME}")
+        consider(size + (script_bytes or 0) + extra_bytes, f"{path.name} + {SCRIPT_NAME}{extra_note}")
         log_name, model_bytes = logged_model.get(seed, (None, None))
         if model_bytes is not None and model_bytes != size:
             problems.append(f"{path.name}: {size:,} bytes but {log_name} logged {model_bytes:,}")
 
     if unknown and _missing_is_failure(ctx):
         problems.append(f"{unknown[0]}: no submission size logged (Total submission size / Serialized model + Code size)")
-    evidence = {"cap": cap, "largest": largest[0] if largest else None, "unknown": unknown}
+    evidence = {"cap": cap, "largest": largest[0] if largest else None, "unknown": unknown,
+                "extra_files": dict(extra_files)}
     if problems:
         return result("artifact_bytes", "fail", first_and_count(problems), problems=problems, **evidence)
     if largest is None:

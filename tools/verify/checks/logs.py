@@ -61,6 +61,29 @@ def check_code_matches_logs(ctx: RecordContext) -> CheckResult:
     )
 
 
+# Settings that name the run or where its files live, not how it trains: they may differ between seeds.
+PER_RUN_SETTINGS = frozenset({"SEED", "RUN_ID", "ARTIFACT_DIR", "DATA_PATH", "TOKENIZER_PATH", "MLFLOW_TRACKING_URI"})
+
+
+def check_config_matches_logs(ctx: RecordContext) -> CheckResult:
+    """Every seed ran the same configuration: the logs' `hyperparameters:` lines agree except for per-run
+    settings (FAILURES.md F1: a third seed from another configuration runs the same script with other env vars)."""
+    logged = [(item.name, dict(item.log.hyperparameters)) for item in ctx.logs if item.log.hyperparameters]
+    if len(logged) < 2:
+        return result("config_matches_logs", "skip", "fewer than two logs print a hyperparameters line")
+    reference_name, reference = logged[0]
+    problems = []
+    for name, settings in logged[1:]:
+        for key in sorted((set(reference) | set(settings)) - PER_RUN_SETTINGS):
+            ours, theirs = reference.get(key, "<absent>"), settings.get(key, "<absent>")
+            if ours != theirs:
+                problems.append(f"{name}: {key}={theirs} but {reference_name} has {key}={ours}")
+    if problems:
+        return result("config_matches_logs", "fail", first_and_count(problems), problems=problems)
+    return result("config_matches_logs", "pass",
+                  f"{len(logged)} logs ran the same {len(reference) - len(PER_RUN_SETTINGS & set(reference))} settings")
+
+
 def check_seeds_distinct(ctx: RecordContext) -> CheckResult:
     problems = []
     submission = ctx.record.submission
