@@ -33,7 +33,7 @@ from data.formats import (
     write_manifest,
     write_shard,
 )
-from data.overlap import DEFAULT_THRESHOLD, SHINGLE_BYTES, overlap_report
+from data.overlap import DEFAULT_THRESHOLD, DOCUMENT_THRESHOLD, SHINGLE_BYTES, overlap_report
 from data.sources import Document
 from data.tokenization import (
     BYTE_TOKENIZER_SPEC,
@@ -223,7 +223,8 @@ def text_build_fingerprint(
             "split_rule": split_rule,
             "tokenizer": choice.settings(),
             "shard_tokens": shard_tokens,
-            "overlap": {"shingle_bytes": SHINGLE_BYTES, "threshold": overlap_threshold},
+            "overlap": {"shingle_bytes": SHINGLE_BYTES, "threshold": overlap_threshold,
+                        "document_threshold": DOCUMENT_THRESHOLD},
         }
     )
 
@@ -262,7 +263,7 @@ def build_text_dataset(
     with step(log, f"checking {SHINGLE_BYTES}-byte overlap of val with train"):
         overlap = overlap_report([d.raw for d in train_docs], [d.raw for d in val_docs], overlap_threshold)
     if not overlap["ok"] and not allow_overlap:
-        raise DataError(f"{name}: {describe_leak(overlap)}; fix the split, or pass --allow-overlap to build anyway")
+        raise DataError(f"{name}: {describe_leak(overlap, [d.name for d in val_docs])}; fix the split, or pass --allow-overlap to build anyway")
 
     if choice.kind == "byte":
         tokenizer = ByteTokenizer()
@@ -302,10 +303,18 @@ def build_text_dataset(
     return BuildResult(final, True, manifest)
 
 
-def describe_leak(overlap: dict) -> str:
+def describe_leak(overlap: dict, val_names: Sequence[str] = ()) -> str:
+    if overlap["fraction"] > overlap["threshold"]:
+        return (
+            f"{overlap['val_shingles_in_train']} of {overlap['val_shingles']} validation {overlap['shingle_bytes']}-byte "
+            f"shingles ({overlap['fraction']:.2%}) also occur in training text, above the {overlap['threshold']:.2%} "
+            "threshold"
+        )
+    index = overlap["worst_document_index"]
+    name = val_names[index] if index is not None and index < len(val_names) else f"validation document {index}"
     return (
-        f"{overlap['val_shingles_in_train']} of {overlap['val_shingles']} validation {overlap['shingle_bytes']}-byte "
-        f"shingles ({overlap['fraction']:.2%}) also occur in training text, above the {overlap['threshold']:.2%} threshold"
+        f"{overlap['worst_document_fraction']:.2%} of {name}'s {overlap['shingle_bytes']}-byte shingles also occur in "
+        f"training text, above the {overlap['document_threshold']:.0%} per-document threshold (a copied document)"
     )
 
 

@@ -139,15 +139,15 @@ def test_d2_record_trained_on_a_leaky_build_fails_dataset(tmp_path, monkeypatch)
     caught_by(verify(root, planted), "dataset", f"manifest_sha256 {sha256_hex(leaky_manifest)} != manifest's")
 
 
-@pytest.mark.xfail(strict=True, reason="judge gap: the overlap check fails only above 1% of all validation shingles, "
-                   "so one whole validation document copied into train passes when it is under 1% of the val text")
-def test_d2_one_val_document_copied_into_train_stops_a_large_build(tmp_path):
+def test_d2_one_val_document_copied_into_train_stops_a_large_build(tmp_path, capsys):
     texts = corpus_texts(130, words=60)
     texts[125] = texts[7]  # one of 120 validation documents (about 0.8% of the val text) also in training
     write_corpus(tmp_path / "corpus.jsonl", texts)
     code = prepare(["docs", "--jsonl", str(tmp_path / "corpus.jsonl"), "--val-docs", "120", "--tokenizer", "byte",
                     "--out-dir", str(tmp_path / "datasets"), "--quiet"])
     assert code == 2
+    assert "per-document threshold" in capsys.readouterr().err
+    assert not (tmp_path / "datasets").exists() or not any((tmp_path / "datasets").iterdir())
 
 
 # --- D3. training data read during evaluation: whatever the scorer reads must be counted -------------------------
