@@ -559,8 +559,6 @@ def test_d3_scorer_reading_training_data_fails_rescore(world, monkeypatch):
     assert checks["rescore"].status == "fail" and f"claims {claim:.8f}" in checks["rescore"].message
 
 
-@pytest.mark.xfail(strict=True, reason="judge gap: the sandbox cuts the network but not the filesystem, so a scorer "
-                   "can read the judge's own training shards by absolute path and rescore agrees with its claim")
 def test_d3_scorer_reading_training_data_by_absolute_path_is_caught(world):
     body = READS_TRAINING_DATA.replace('os.environ.get("DATA_PATH")', repr(str(world.dataset)))
     claim = claim_bpb(world, body)

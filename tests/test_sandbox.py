@@ -214,3 +214,23 @@ def test_network_namespace_blocks_a_connect(tmp_path):
         result = run_sandboxed(argv, cwd=tmp_path, timeout_s=30)
     assert result.network_isolated and note.startswith("network isolated with `unshare")
     assert result.output_tail.startswith("blocked")
+
+
+def test_hidden_folders_are_empty_for_the_child(tmp_path):
+    from tools.verify.sandbox import mount_namespace_available, network_namespace_prefix
+
+    secret = tmp_path / "datasets"
+    secret.mkdir()
+    (secret / "train_000000.bin").write_bytes(b"judge's data")
+    work = tmp_path / "work"
+    work.mkdir()
+    listing = "import os, sys; print(sorted(os.listdir(sys.argv[1])))"
+    visible = run_sandboxed(["python", "-c", listing, str(secret)], cwd=work, timeout_s=30)
+    assert "train_000000.bin" in visible.output_tail
+    hidden = run_sandboxed(["python", "-c", listing, str(secret)], cwd=work, timeout_s=30, hide=[secret])
+    if not (network_namespace_prefix()[0] and mount_namespace_available()):
+        assert "not hidden" in hidden.note
+        return
+    assert hidden.returncode == 0 and hidden.output_tail.strip() == "[]"
+    assert f"hidden from the child: {secret.resolve()}" in hidden.note
+    assert (secret / "train_000000.bin").exists()  # hidden from the child only, never touched

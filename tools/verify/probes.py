@@ -35,7 +35,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -617,8 +617,12 @@ def _normalization_finding(seed: int, tally: Worst, vocab_size: int) -> Finding:
 
 def probe_seed(record: Record, seed: int, artifact: Path, val: ValidationSet, *, positions: int, rescore: bool,
                max_rescore_targets: int, timeout_s: float, chunk_bytes: int, rng: np.random.Generator,
-               progress: Callable[[str], None] | None = None, env: Mapping[str, str] | None = None) -> SeedProbe:
-    """All three probes on one artifact. ScorerUnavailable propagates (the record has no usable scorer)."""
+               progress: Callable[[str], None] | None = None, env: Mapping[str, str] | None = None,
+               hide: Sequence[Path] = ()) -> SeedProbe:
+    """All three probes on one artifact. ScorerUnavailable propagates (the record has no usable scorer).
+
+    `hide`: the judge's datasets and records, which a scorer must not read (FAILURES.md D3: training data read
+    during evaluation); the sandbox covers them in the child's private mount namespace."""
     assert record.script_path is not None
     probe = SeedProbe(seed)
     log = seed_log(record, seed)
@@ -630,7 +634,7 @@ def probe_seed(record: Record, seed: int, artifact: Path, val: ValidationSet, *,
     # kernels, and the CPU track's claims were computed on CPU.
     scorer_env = {**(env or {}), "CUDA_VISIBLE_DEVICES": ""}
     with ScorerSession(record.path, record.script_path, artifact, val.vocab_size, timeout_s=timeout_s,
-                       env=scorer_env) as session:
+                       env=scorer_env, hide=hide) as session:
         batch = build_probe_batch(val.tokens, val.vocab_size, val.bos_id, window, positions, rng)
         if progress is not None:
             progress(f"seed {seed}: causality probe ({len(batch.variants)} variants of {len(batch.bases)} windows)")
@@ -747,7 +751,8 @@ def probe_record(
         try:
             probes.append(probe_seed(record, seed, record.artifacts[seed], val, positions=positions, rescore=rescore,
                                           max_rescore_targets=max_rescore_targets, timeout_s=timeout_s,
-                                          chunk_bytes=chunk_bytes, rng=rng, progress=progress, env=track.env))
+                                          chunk_bytes=chunk_bytes, rng=rng, progress=progress, env=track.env,
+                                          hide=(Path(data), Path(root))))
         except ScorerUnavailable as problem:
             return _skip_all(str(problem), common)
     return [_combine(check_id, probes, common) for check_id in CHECK_IDS]

@@ -40,6 +40,37 @@ class SandboxResult:
     note: str  # how it was isolated, or why not
 
 
+# Runs first inside the child's private mount namespace: lays an empty read-only tmpfs over each hidden folder,
+# then becomes the record's command. Uses only the standard library and /usr/bin/mount.
+_HIDE_THEN_EXEC = (
+    "import os, subprocess, sys\n"
+    "cut = sys.argv.index('--')\n"
+    "for folder in sys.argv[1:cut]:\n"
+    "    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'ro,size=4k,mode=0555', 'tmpfs', folder], check=True)\n"
+    "os.execvp(sys.argv[cut + 1], sys.argv[cut + 1:])\n"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def mount_namespace_available() -> bool:
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    if unshare is None or mount is None:
+        return False
+    probe = subprocess.run([unshare, "-m", mount, "-t", "tmpfs", "tmpfs", "/mnt"], capture_output=True, timeout=10)
+    return probe.returncode == 0
+
+
+def hiding_prefix(prefix: tuple[str, ...], hide: Sequence[Path]) -> tuple[list[str], list[str], str]:
+    """(command prefix, wrapper argv, note) that hide `hide` from the child, or leave them visible and say so."""
+    existing = [str(Path(p).resolve()) for p in hide if Path(p).is_dir()]
+    if not existing:
+        return list(prefix), [], ""
+    if not prefix or not mount_namespace_available():
+        return list(prefix), [], "; folders not hidden: this platform refuses mount namespaces"
+    wrapper = [sys.executable, "-I", "-c", _HIDE_THEN_EXEC, *existing, "--"]
+    return [prefix[0], "-m", *prefix[1:]], wrapper, f"; hidden from the child: {', '.join(existing)}"
+
+
 @functools.lru_cache(maxsize=1)
 def network_namespace_prefix() -> tuple[tuple[str, ...], str]:
     """The command prefix that puts a child in an empty network namespace, and a note saying what happened."""
@@ -102,18 +133,23 @@ def run_sandboxed(
     isolate_network: bool = True,
     tail_lines: int = 40,
     kill_grace_s: float = _KILL_GRACE_S,
+    hide: Sequence[Path] = (),
 ) -> SandboxResult:
     """Run `argv` in `cwd` under the limits above; stream each output line to `on_line`; never raise on failure.
 
     `argv[0]` may be "python" to mean this interpreter (the judge's own environment has torch and friends).
     `kill_grace_s`: how long a timed-out (or interrupted) run gets between SIGTERM and SIGKILL.
+    `hide`: folders the child must not read (e.g. the judge's datasets while a scorer runs), covered by an
+    empty read-only tmpfs in a private mount namespace where the platform allows one (the note says).
     """
     argv = [sys.executable if a == "python" and i == 0 else a for i, a in enumerate(argv)]
     prefix, note = network_namespace_prefix() if isolate_network else ((), "network left on by request")
+    full_prefix, wrapper, hide_note = hiding_prefix(prefix, hide)
+    note += hide_note
     tail: deque[str] = deque(maxlen=tail_lines)
     start = time.monotonic()
     proc = subprocess.Popen(
-        [*prefix, *argv],
+        [*full_prefix, *wrapper, *argv],
         cwd=cwd,
         env=child_env(env, home=cwd),
         stdin=subprocess.DEVNULL,

@@ -20,7 +20,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +177,9 @@ class ScorerSession:
 
     def __init__(self, record_dir: Path, script: Path, artifact: Path, vocab_size: int, *,
                  timeout_s: float = 600.0, on_line: Callable[[str], None] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, hide: Sequence[Path] = ()):
         self.record_dir = Path(record_dir)
+        self.hide = tuple(hide)
         self.script_name = Path(script).relative_to(self.record_dir).as_posix()
         self.artifact_name = Path(artifact).relative_to(self.record_dir).as_posix()
         self.vocab_size = int(vocab_size)
@@ -219,7 +220,7 @@ class ScorerSession:
             argv = ["python", self.script_name, SCORE_COMMAND, "--artifact", self.artifact_name,
                     "--tokens", str(tokens_path), "--out", str(out_path)]
             result = run_sandboxed(argv, cwd=work, timeout_s=self.timeout_s, env=self.env, on_line=self.on_line,
-                                   kill_grace_s=KILL_GRACE_S)
+                                   kill_grace_s=KILL_GRACE_S, hide=self.hide)
             self.network_note = result.note
             self._raise_for(result, out_path, work)
             shape = (tokens.shape[0], tokens.shape[1], self.vocab_size)
