@@ -57,15 +57,15 @@ class Hyperparameters:
     # schedule
     iterations: int = 1_000_000
     max_wallclock_seconds: float = 180.0  # 0: no cap
-    train_batch_tokens: int = 2048  # tokens per optimizer step, all ranks and micro-steps together
+    train_batch_tokens: int = 4096  # tokens per optimizer step, all ranks and micro-steps together
     train_seq_len: int = 256
     grad_accum_steps: int = 1
-    train_sampling: str = "stream"  # stream: read the shards in order; random: windows at random offsets
+    train_sampling: str = "random"  # random: windows at random offsets; stream: read the shards in order
     val_batch_tokens: int = 32768  # per rank and forward pass; any value gives the same score
     val_loss_every: int = 0  # 0: only after the last step
     train_log_every: int = 100
     warmup_steps: int = 30  # linear learning-rate warmup
-    warmdown_frac: float = 0.4  # final fraction of the run (time or steps) with a linear decay to zero
+    warmdown_frac: float = 0.5  # final fraction of the run (time or steps) with a linear decay to zero
     # model
     num_layers: int = 4
     model_dim: int = 128
@@ -76,12 +76,11 @@ class Hyperparameters:
     logit_softcap: float = 30.0
     qk_gain_init: float = 1.5
     tied_embed_init_std: float = 0.02
-    ngram_buckets: int = 0  # hashed n-gram embedding table size; 0: none
-    ngram_dim: int = 64
-    ngram_order: int = 2  # 2: bigrams; 3: bigrams and trigrams (one shared table)
+    bigram_buckets: int = 16384  # rows of the hashed bigram embedding table; 0: none
+    bigram_dim: int = 64
     # optimizers: Muon for 2-D hidden matrices, Adam for the embedding and for scalars/gains
-    matrix_lr: float = 0.04
-    embed_lr: float = 0.05
+    matrix_lr: float = 0.02
+    embed_lr: float = 0.03
     scalar_lr: float = 0.04
     beta1: float = 0.9
     beta2: float = 0.95
@@ -110,9 +109,10 @@ class Hyperparameters:
 
 CUDA_DEFAULTS = dict(
     track="track_10min_16mb", max_wallclock_seconds=600.0, iterations=20000, train_batch_tokens=524288,
-    train_seq_len=1024, grad_accum_steps=0, val_batch_tokens=524288, val_loss_every=1000, train_log_every=200,
-    warmup_steps=20, warmdown_frac=0.2, num_layers=9, model_dim=512, num_heads=8, num_kv_heads=4, mlp_mult=2.0,
-    tied_embed_init_std=0.005, muon_momentum_warmup_steps=500,
+    train_seq_len=1024, grad_accum_steps=0, train_sampling="stream", val_batch_tokens=524288, val_loss_every=1000,
+    train_log_every=200, warmup_steps=20, warmdown_frac=0.2, num_layers=9, model_dim=512, num_heads=8,
+    num_kv_heads=4, mlp_mult=2.0, tied_embed_init_std=0.005, bigram_buckets=0, matrix_lr=0.04, embed_lr=0.05,
+    muon_momentum_warmup_steps=500,
 )  # grad_accum_steps=0 means 8 // world_size micro-steps (at least 1)
 
 LOG_SEPARATOR = "=" * 100
@@ -187,7 +187,15 @@ def load_manifest(data_path: str) -> dict:
     path = Path(data_path) / "manifest.json"
     if not path.is_file():
         raise ContractError(f"dataset not found: {path} does not exist; build it with: python data/prepare.py shakespeare")
-    return json.loads(path.read_bytes())
+    try:
+        manifest = json.loads(path.read_bytes())
+        missing = [k for k in ("tokenizer", "shards", "val_tokens", "val_bytes") if k not in manifest]
+        missing += [f"shards.{k}" for k in ("train", "val") if k not in manifest.get("shards", {})]
+    except (ValueError, AttributeError, TypeError) as e:
+        raise ContractError(f"{path} is not a valid manifest ({e}); rebuild it with: python data/prepare.py shakespeare") from None
+    if missing:
+        raise ContractError(f"{path} lacks {', '.join(missing)}; rebuild it with: python data/prepare.py shakespeare")
+    return manifest
 
 
 def read_shard(path: Path) -> np.ndarray:
@@ -246,6 +254,8 @@ class DistributedLoader:
             if self.drawn >= len(stream.tokens):
                 stream.file_idx = (stream.file_idx + 1) % len(stream.files)
                 stream.tokens, self.drawn = read_shard(stream.files[stream.file_idx]), 0
+            if len(stream.tokens) <= seq_len:
+                raise ContractError(f"{stream.files[stream.file_idx]} holds fewer than TRAIN_SEQ_LEN + 1 tokens")
             starts = self.rng.integers(0, len(stream.tokens) - seq_len, size=local_tokens // seq_len)
             windows = torch.from_numpy(stream.tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64))
             self.drawn += local_tokens
@@ -259,8 +269,9 @@ class DistributedLoader:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Model: tied embeddings, RMSNorm, rotary embeddings, grouped-query attention (SDPA, causal), squared-ReLU MLP,
-# soft-capped logits. Scalars: per-block residual mixing with the embedding, per-channel branch gains, per-head
-# query gains. Output projections start at zero, so every block starts as the identity.
+# soft-capped logits, plus an optional hashed bigram embedding at the input. Scalars: per-block residual mixing
+# with the embedding, per-channel branch gains, per-head query gains. Output projections start at zero, so every
+# block starts as the identity. RMSNorm has a hand-written backward on CPU (autograd through F.rms_norm is slow).
 
 
 class _RMSNormCPU(torch.autograd.Function):
@@ -284,40 +295,25 @@ def rms_norm(x: Tensor) -> Tensor:
 
 
 class Rotary(nn.Module):
+    """Rotary position embedding; each pair of channels (2i, 2i+1) is one complex number, rotated by position * freq_i."""
+
     def __init__(self, head_dim: int, base: float):
         super().__init__()
         self.register_buffer("inv_freq", base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim), persistent=False)
-        self._cache: tuple[int, torch.device, Tensor, Tensor] | None = None
+        self._cache: tuple[int, torch.device, Tensor] | None = None
 
-    def forward(self, seq_len: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    def forward(self, seq_len: int, device: torch.device) -> Tensor:
+        """[1, 1, seq_len, head_dim / 2] complex64 unit rotations e^(i * t * freq)."""
         if self._cache is None or self._cache[0] < seq_len or self._cache[1] != device:
-            freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), self.inv_freq.to(device))
-            self._cache = (seq_len, device, freqs.cos()[None, None], freqs.sin()[None, None])
-        return self._cache[2][:, :, :seq_len], self._cache[3][:, :, :seq_len]
+            angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), self.inv_freq.to(device))
+            self._cache = (seq_len, device, torch.polar(torch.ones_like(angles), angles)[None, None])
+        return self._cache[2][:, :, :seq_len]
 
 
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.size(-1) // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1).type_as(x)
-
-
-class _Rotary(torch.autograd.Function):
-    """Rotary embedding; its backward is the inverse rotation (sin -> -sin), so no activations are saved."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        ctx.save_for_backward(cos, sin)
-        return rotate(x, cos, sin)
-
-    @staticmethod
-    def backward(ctx, dy: Tensor) -> tuple[Tensor, None, None]:
-        cos, sin = ctx.saved_tensors
-        return rotate(dy, cos, -sin), None, None
-
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    return _Rotary.apply(x, cos, sin)
+def apply_rotary(x: Tensor, rotations: Tensor) -> Tensor:
+    """One complex multiply (fast on CPU, and its backward is one more); float32 inside, then back to x's dtype."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotations).flatten(-2).type_as(x)
 
 
 class CausalSelfAttention(nn.Module):
@@ -338,9 +334,9 @@ class CausalSelfAttention(nn.Module):
         q = self.c_q(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.c_k(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.c_v(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = self.rotary(T, x.device)
-        q = apply_rotary(rms_norm(q), cos, sin) * self.q_gain.to(q.dtype)[None, :, None, None]
-        k = apply_rotary(rms_norm(k), cos, sin)
+        rotations = self.rotary(T, x.device)
+        q = apply_rotary(rms_norm(q), rotations) * self.q_gain.to(q.dtype)[None, :, None, None]
+        k = apply_rotary(rms_norm(k), rotations)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -372,27 +368,19 @@ class Block(nn.Module):
 
 
 MODEL_CONFIG_KEYS = ("vocab_size", "num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "rope_base",
-                     "logit_softcap", "qk_gain_init", "ngram_buckets", "ngram_dim", "ngram_order")
+                     "logit_softcap", "qk_gain_init", "bigram_buckets", "bigram_dim")
 
 
-NGRAM_MULTIPLIERS = (1, 2654435761, 2246822519, 3266489917)
-
-
-def ngram_hashes(idx: Tensor, vocab_size: int, buckets: int, order: int) -> Tensor:
-    """[order - 1, B, T] buckets of the n-grams (n = 2..order) ending at each position. Tokens before the start of
-    the window are a sentinel id, so a window still sees only its own tokens."""
-    h, out = idx * NGRAM_MULTIPLIERS[0], []
-    for n in range(2, order + 1):
-        prev = F.pad(idx[:, : -(n - 1)], (n - 1, 0), value=vocab_size)
-        h = h ^ (prev * NGRAM_MULTIPLIERS[n - 1])
-        out.append((h + n) % buckets)
-    return torch.stack(out)
+def bigram_hash(idx: Tensor, vocab_size: int, buckets: int) -> Tensor:
+    """Bucket of the pair (previous token, token) at each position. The first position of a window pairs with a
+    sentinel id, so a window still sees only its own tokens."""
+    prev = F.pad(idx[:, :-1], (1, 0), value=vocab_size)
+    return (idx ^ (prev * 2654435761)) % buckets
 
 
 class GPT(nn.Module):
-    """Optional extra (NGRAM_BUCKETS > 0): hashed n-gram embeddings (a table of NGRAM_BUCKETS x NGRAM_DIM rows shared
-    by the bigrams, trigrams, ... ending at each position, projected to the model width) added to the token
-    embedding: a cheap store of local statistics."""
+    """Extra (BIGRAM_BUCKETS > 0): a hashed bigram embedding (BIGRAM_BUCKETS x BIGRAM_DIM, projected to the model
+    width) added to the token embedding: a cheap store of local statistics. Trigrams in the same table did worse."""
 
     def __init__(self, cfg: dict, tied_embed_init_std: float = 0.02):
         super().__init__()
@@ -400,11 +388,11 @@ class GPT(nn.Module):
         dim = cfg["model_dim"]
         self.tok_emb = nn.Embedding(cfg["vocab_size"], dim)
         nn.init.normal_(self.tok_emb.weight, std=tied_embed_init_std)
-        if cfg["ngram_buckets"] > 0:
-            self.ngram = nn.Embedding(cfg["ngram_buckets"], cfg["ngram_dim"])
-            nn.init.normal_(self.ngram.weight, std=tied_embed_init_std)
-            self.ngram_proj = nn.Linear(cfg["ngram_dim"], dim, bias=False)
-            nn.init.zeros_(self.ngram_proj.weight)
+        if cfg["bigram_buckets"] > 0:
+            self.bigram = nn.Embedding(cfg["bigram_buckets"], cfg["bigram_dim"])
+            nn.init.normal_(self.bigram.weight, std=tied_embed_init_std)
+            self.bigram_proj = nn.Linear(cfg["bigram_dim"], dim, bias=False)
+            nn.init.zeros_(self.bigram_proj.weight)
         self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(cfg["num_layers"]))
         for block in self.blocks:
             nn.init.zeros_(block.attn.proj.weight)
@@ -413,9 +401,8 @@ class GPT(nn.Module):
     def logits(self, idx: Tensor) -> Tensor:
         """[B, T] token ids -> [B, T, V] soft-capped logits; position t sees tokens 0..t."""
         x = self.tok_emb(idx)
-        if self.cfg["ngram_buckets"] > 0:
-            buckets = ngram_hashes(idx, self.cfg["vocab_size"], self.cfg["ngram_buckets"], self.cfg["ngram_order"])
-            x = x + self.ngram_proj(self.ngram(buckets).sum(0))
+        if self.cfg["bigram_buckets"] > 0:
+            x = x + self.bigram_proj(self.bigram(bigram_hash(idx, self.cfg["vocab_size"], self.cfg["bigram_buckets"])))
         x = x0 = rms_norm(x)
         for block in self.blocks:
             x = block(x, x0)
@@ -497,9 +484,9 @@ def build_optimizers(model: GPT, hp: Hyperparameters, fused: bool) -> list[torch
     """Adam for the embedding tables, Muon for the 2-D hidden matrices, Adam for everything else (gains, mixes)."""
     embeddings, matrices, scalars = [], [], []
     for name, p in model.named_parameters():
-        if name in ("tok_emb.weight", "ngram.weight"):
+        if name in ("tok_emb.weight", "bigram.weight"):
             embeddings.append(p)
-        elif p.ndim == 2 and (name.startswith("blocks.") or name == "ngram_proj.weight") and "resid_mix" not in name:
+        elif p.ndim == 2 and (name.startswith("blocks.") or name == "bigram_proj.weight") and "resid_mix" not in name:
             matrices.append(p)
         else:
             scalars.append(p)

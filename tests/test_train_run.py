@@ -29,7 +29,8 @@ SCRIPT = REPO / "train_gpt.py"
 SEQ_LEN = 32
 TINY = dict(NUM_LAYERS="2", MODEL_DIM="32", NUM_HEADS="2", NUM_KV_HEADS="1", TRAIN_SEQ_LEN=str(SEQ_LEN),
             TRAIN_BATCH_TOKENS="256", VAL_BATCH_TOKENS="512", ITERATIONS="12", MAX_WALLCLOCK_SECONDS="0",
-            TRAIN_LOG_EVERY="5", WARMUP_STEPS="3", TORCH_NUM_THREADS="1", SEED="7")
+            TRAIN_LOG_EVERY="5", WARMUP_STEPS="3", TORCH_NUM_THREADS="1", SEED="7", BIGRAM_BUCKETS="64",
+            BIGRAM_DIM="8")
 WORDS = "the king queen lord lady sword crown love death night day speak thou thee hath doth my good sir".split()
 
 
@@ -357,9 +358,9 @@ def test_quantization_error_is_small():
     assert torch.equal(back["zero"], state["zero"])
 
 
-def test_ngram_embedding_model_is_causal_and_round_trips(tmp_path):
+def test_bigram_embedding_model_is_causal_and_round_trips(tmp_path):
     cfg = dict(vocab_size=50, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2.0, rope_base=1e4,
-               logit_softcap=30.0, qk_gain_init=1.5, ngram_buckets=64, ngram_dim=8, ngram_order=3)
+               logit_softcap=30.0, qk_gain_init=1.5, bigram_buckets=64, bigram_dim=8)
     torch.manual_seed(0)
     model = train_gpt.GPT(cfg)
     with torch.no_grad():
@@ -371,9 +372,9 @@ def test_ngram_embedding_model_is_causal_and_round_trips(tmp_path):
     a, b = model.logits(x), model.logits(changed)
     torch.testing.assert_close(a[:, :10], b[:, :10], atol=0, rtol=0)
     assert not torch.allclose(a[:, 10:13], b[:, 10:13])
-    # The hashes of a window's first positions use a sentinel, never tokens from outside the window.
-    h = train_gpt.ngram_hashes(x, 50, 64, 3)
-    assert h.shape == (2, 2, 24) and int(h.min()) >= 0 and int(h.max()) < 64
+    # The first position of a window pairs with a sentinel, never with a token from outside the window.
+    h = train_gpt.bigram_hash(x, 50, 64)
+    assert h.shape == (2, 24) and int(h.min()) >= 0 and int(h.max()) < 64
     torch.testing.assert_close(model.logits(x[:, 5:])[:, :2], model.logits(changed[:, 5:])[:, :2])
     path = tmp_path / "a.ptz"
     path.write_bytes(train_gpt.serialize_artifact(model))

@@ -16,6 +16,7 @@ COMMANDS = {
     "probes": "tools.verify.commands.probes:command",
     "reproduce": "tools.verify.commands.reproduce:command",
     "pr": "tools.verify.commands.pr:command",
+    "all": "tools.verify.commands.all:command",
 }
 
 
