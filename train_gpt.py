@@ -654,6 +654,8 @@ class MlflowLogger:
         self.enabled, self.buffer, self.seconds_in_loop = enabled, [], 0.0
         if not enabled:
             return
+        # MLflow's usage telemetry runs a polling thread that would compete with the timed loop for the cores.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow
 
         self.mlflow = mlflow

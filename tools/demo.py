@@ -3,7 +3,8 @@
 prepare Shakespeare -> train the CPU baseline on each seed -> `submit record --from-logs` (assemble, verify,
 accept) -> leaderboard.md regenerated. Every step is the same command a participant runs by hand; this module
 only sequences them and says where to look. Knobs (environment): DEMO_SECONDS (training budget per seed, the
-track's full budget is 180), DEMO_SEEDS (space-separated), DEMO_AUTHOR.
+track's full budget is 180), DEMO_SEEDS (space-separated), DEMO_AUTHOR, DEMO_NAME (the record's name; its
+folder is named after it and the date).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def main() -> int:
             return 1
         logs.append(f"logs/{run_id}.txt")
 
-    name = f"Baseline demo {stamp}"
+    name = os.environ.get("DEMO_NAME") or f"Baseline demo {stamp}"
     status = run_step(
         "Assemble, verify and submit the record",
         [console_script("submit"), "record", "--from-logs", *logs, "--track", TRACK, "--name", name,
