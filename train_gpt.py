@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import io
 import json
@@ -845,6 +846,10 @@ def train() -> None:
     train_ms, recent = 0.0, []
     stop_reason = None
     step = 0
+    # Everything alive now (torch, and MLflow when tracking) lives to the end: freezing it keeps the garbage
+    # collector's full passes in the loop from walking those objects again and again.
+    gc.collect()
+    gc.freeze()
     sync()
     t0 = time.perf_counter()
     while True:

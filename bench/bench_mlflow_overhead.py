@@ -4,10 +4,11 @@
     python bench/bench_mlflow_overhead.py --pairs 3 --steps 300 --log-every 100
 
 Runs `train_gpt.py` for a fixed number of steps (no wall-clock cap), alternating a run without tracking and one
-with MLFLOW_TRACKING_URI set to a fresh SQLite store, so drift on a shared machine hits both sides alike. Per run
-it reads `train_time` (the timed loop) and the tracker's own `mlflow: seconds_in_train_loop` line from the log.
-Reported: the median train time of each side, the median of the paired ratios (with / without), and the median
-in-loop seconds the tracker itself spent. The default logs a metric at every step: the worst case. Not a test.
+with MLFLOW_TRACKING_URI set to a fresh SQLite store, in ABBA order, so drift on a shared machine and the
+position in a pair hit both sides alike. Per run it reads `train_time` (the timed loop) and the tracker's own
+`mlflow: seconds_in_train_loop` line from the log. Reported: the median train time of each side, the median of
+the paired ratios (with / without), and the median in-loop seconds the tracker itself spent. The default logs a
+metric at every step: the worst case. Not a test.
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mlflow_") as tmp:
         workdir = Path(tmp)
         for i in range(args.pairs):
-            plain = run(args, f"plain{i}", workdir, None)
-            tracked = run(args, f"tracked{i}", workdir, f"sqlite:///{workdir / 'mlflow.db'}")
+            uri = f"sqlite:///{workdir / 'mlflow.db'}"
+            if i % 2 == 0:  # ABBA order: whichever side runs second in a pair is not always the same one
+                plain, tracked = run(args, f"plain{i}", workdir, None), run(args, f"tracked{i}", workdir, uri)
+            else:
+                tracked, plain = run(args, f"tracked{i}", workdir, uri), run(args, f"plain{i}", workdir, None)
             rows.append((plain, tracked))
             print(f"pair {i}: without {plain['train_s']:.2f} s  with {tracked['train_s']:.2f} s  "
                   f"tracker in loop {tracked['in_loop_s'] * 1000:.1f} ms", file=sys.stderr, flush=True)
