@@ -148,6 +148,36 @@ if __name__ == "__main__":
 '''
 
 
+def cpu_track_toml(track: str, *, title: str, dataset: str, tokenizer: str, min_seeds: int, train_cap_s: int,
+                   env: Mapping[str, str] | None = None) -> str:
+    """A tracks.toml with one small CPU track that the judge re-runs (reproducible_in_ci), for end-to-end tests."""
+    text = f"""\
+[tracks.{track}]
+title = "{title}"
+hardware = "2 CPU cores"
+nproc = 1
+train_time_cap_s = {train_cap_s}
+eval_time_cap_s = 60
+artifact_cap_bytes = 16_000_000
+code_line_cap = 1500
+dataset = "{dataset}"
+tokenizer = "{tokenizer}"
+min_seeds = {min_seeds}
+ranked = true
+reproducible_in_ci = true
+reproduce_tolerance_bpb = 0.005
+
+[tracks.{track}.significance]
+metric = "val_bpb"
+test = "one_sided_t"
+alpha = 0.01
+min_improvement = 0.005
+"""
+    if env is not None:
+        text += f"\n[tracks.{track}.env]\n" + "".join(f'{key} = "{value}"\n' for key, value in env.items())
+    return text
+
+
 def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 

@@ -19,6 +19,7 @@ import git
 import pytest
 from click.testing import CliRunner
 
+from tests.recordkit import cpu_track_toml
 from tools.submit.cli import main as submit_main
 from tools.verify.cli import main as verify_main
 
@@ -30,29 +31,8 @@ TINY_ENV = {  # deterministic and short: ITERATIONS ends each run long before th
     "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1", "TRAIN_SEQ_LEN": "32", "TRAIN_BATCH_TOKENS": "256",
     "VAL_BATCH_TOKENS": "4096", "WARMUP_STEPS": "2", "TRAIN_LOG_EVERY": "5",
 }
-TRACKS_TOML = f"""[tracks.{TRACK}]
-title = "tiny CPU track for the gate test"
-hardware = "2 CPU cores"
-nproc = 1
-train_time_cap_s = 120
-eval_time_cap_s = 60
-artifact_cap_bytes = 16_000_000
-code_line_cap = 1500
-dataset = "tiny_byte"
-tokenizer = "byte"
-min_seeds = 3
-ranked = true
-reproducible_in_ci = true
-reproduce_tolerance_bpb = 0.005
-
-[tracks.{TRACK}.significance]
-metric = "val_bpb"
-test = "one_sided_t"
-alpha = 0.01
-min_improvement = 0.005
-
-[tracks.{TRACK}.env]
-""" + "".join(f'{key} = "{value}"\n' for key, value in TINY_ENV.items())
+TRACKS_TOML = cpu_track_toml(TRACK, title="tiny CPU track for the gate test", dataset="tiny_byte", tokenizer="byte",
+                             min_seeds=3, train_cap_s=120, env=TINY_ENV)
 WORDS = ("now is the winter of our discontent made glorious summer by this sun of york and all the clouds that "
          "lour'd upon our house in the deep bosom of the ocean buried").split()
 

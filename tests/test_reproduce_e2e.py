@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.recordkit import cpu_track_toml
 from tools.records.logparse import parse_log
 from tools.verify import reproduce as rp
 from tools.verify.commands.reproduce import command
@@ -46,30 +47,8 @@ TINY_ENV = {
     "TRAIN_LOG_EVERY": "4",
 }
 
-TRACKS_TOML = f"""\
-[tracks.{TRACK}]
-title = "tiny CPU track for the reproduction test"
-hardware = "2 CPU cores"
-nproc = 1
-train_time_cap_s = 120
-eval_time_cap_s = 60
-artifact_cap_bytes = 16_000_000
-code_line_cap = 1500
-dataset = "{DATASET}"
-tokenizer = "byte"
-min_seeds = 1
-ranked = true
-reproducible_in_ci = true
-reproduce_tolerance_bpb = 0.005
-
-[tracks.{TRACK}.significance]
-metric = "val_bpb"
-test = "one_sided_t"
-alpha = 0.01
-min_improvement = 0.005
-
-[tracks.{TRACK}.env]
-""" + "".join(f'{key} = "{value}"\n' for key, value in TINY_ENV.items())
+TRACKS_TOML = cpu_track_toml(TRACK, title="tiny CPU track for the reproduction test", dataset=DATASET,
+                             tokenizer="byte", min_seeds=1, train_cap_s=120, env=TINY_ENV)
 
 WORDS = ("the king and queen of rome speak to the fool in the court while the night falls on the castle and "
          "every soldier keeps his watch by the gate of the old city").split()

@@ -214,3 +214,24 @@ def test_rejected_draft_of_a_track_without_a_folder_leaves_no_folder_behind(repo
     assert not (repo / "records" / TRACK).exists()
     assert from_logs(logs, "--dry-run").exit_code == 1
     assert not (repo / "records" / TRACK).exists()
+
+
+def test_an_author_that_is_not_a_github_login_needs_github_id(repo, tmp_path):
+    logs = write_logs(repo, tmp_path)
+    args = ["record", "--from-logs", *map(str, logs), "--track", TRACK, "--name", "X", "--author", "Jane Doe",
+            "--no-track"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "--github-id" in result.stderr and "'Jane Doe' is not a GitHub login" in result.stderr
+    assert track_listing(repo) == []
+    result = CliRunner().invoke(main, [*args[:-3], "--author", "janedoe", "--no-track"])  # a login is its own id
+    assert result.exit_code == 0, result.output
+    assert load_submission(next((repo / "records" / TRACK).iterdir()) / "submission.json").github_id == "janedoe"
+
+
+def test_reproduce_commands_show_paths_inside_the_repository_relative_to_it(repo):
+    from tools.submit.assemble import _portable
+
+    assert _portable(str(repo / "data" / "datasets" / "shakespeare_sp1024")) == "data/datasets/shakespeare_sp1024"
+    assert _portable("/elsewhere/datasets/x") == "/elsewhere/datasets/x"
+    assert _portable("logs/run1") == "logs/run1"

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.recordkit import cpu_track_toml
+
 SPACE_MARK = "\u2581"
 TRAIN_WORDS = "the and of to thee thou art love king lord sweet night day come go well café naïve".split()
 
@@ -99,28 +101,8 @@ def build_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 TRACK_ID = "track_tiny"
 DATASET = "tiny_sp"
 
-TRACKS_TOML = f"""
-[tracks.{TRACK_ID}]
-title = "tiny test track"
-hardware = "2 CPU cores"
-nproc = 1
-train_time_cap_s = 60
-eval_time_cap_s = 60
-artifact_cap_bytes = 16_000_000
-code_line_cap = 1500
-dataset = "{DATASET}"
-tokenizer = "sp330"
-min_seeds = 1
-ranked = true
-reproducible_in_ci = true
-reproduce_tolerance_bpb = 0.005
-
-[tracks.{TRACK_ID}.significance]
-metric = "val_bpb"
-test = "one_sided_t"
-alpha = 0.01
-min_improvement = 0.005
-"""
+TRACKS_TOML = cpu_track_toml(TRACK_ID, title="tiny test track", dataset=DATASET, tokenizer="sp330", min_seeds=1,
+                             train_cap_s=60)
 
 
 def build_dataset(root: Path, tokenizer: Path, texts=VAL_TEXTS, name: str = DATASET) -> Path:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.records.model import ParsedLog, RecordError, SeedResult, Submission, Track
+from tools.records.paths import repo_root
 
 STAGING_PREFIX = ".staging-"
 SCRIPT_NAME = "train_gpt.py"
@@ -180,9 +181,20 @@ def build_submission(
     )
 
 
+def _portable(value: str) -> str:
+    """An absolute path inside this repository as a path relative to its root (the README's commands run
+    there); anything else unchanged."""
+    if not value.startswith("/"):
+        return value
+    try:
+        return Path(value).relative_to(repo_root()).as_posix()
+    except ValueError:
+        return value
+
+
 def _seed_environment(item: SeedLog, track: Track | None) -> dict[str, str]:
     env: dict[str, str] = dict(track.env) if track is not None else {}
-    env.update({k: v for k, v in item.parsed.hyperparameters.items() if _ENV_NAME.match(k)})
+    env.update({k: _portable(v) for k, v in item.parsed.hyperparameters.items() if _ENV_NAME.match(k)})
     env["SEED"] = str(item.seed)
     if item.parsed.run_id:
         env["RUN_ID"] = item.parsed.run_id

@@ -398,7 +398,7 @@ def _rules(track: Track) -> str:
         parts.append(f"train ≤ {track.train_time_cap_s:g} s")
     if track.eval_time_cap_s is not None:
         parts.append(f"eval ≤ {track.eval_time_cap_s:g} s")
-    parts += [f"artifact ≤ {track.artifact_cap_bytes:,} bytes", f"dataset `{track.dataset}`", f"≥ {track.min_seeds} seeds"]
+    parts += [f"artifact ≤ {track.artifact_cap_bytes:,} bytes", f"dataset `{track.dataset}`", f"≥ {track.min_seeds} seed{'' if track.min_seeds == 1 else 's'}"]
     rule = track.significance
     if track.ranked:
         parts.append(f"new SOTA: one-sided t-test vs SOTA − {rule.min_improvement:g}, p < {rule.alpha:g}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 import click
+
+GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
 VERDICT_LINES = {
     "record": "ACCEPTED as the new SOTA of {track}",
@@ -130,6 +133,8 @@ def command(inputs, from_logs, from_mlflow, track_id, name, author, github_id, b
                                 "--script": script}.items() if v]  # fmt: skip
         if given:
             _fail(given[0], "only with --from-logs or --from-mlflow")
+    if assembling and not github_id and not GITHUB_LOGIN.match(author):
+        _fail("--github-id", f"required: the author {author!r} is not a GitHub login (letters, digits, single hyphens)")
     date = _parse_date(date_text)
 
     from tools.submit.accept import submit_draft, submit_record
