@@ -63,6 +63,7 @@ class Hyperparameters:
     grad_accum_steps: int = 1
     train_sampling: str = "random"  # random: windows at random offsets; stream: read the shards in order
     val_batch_tokens: int = 32768  # per rank and forward pass; any value gives the same score
+    eval_stride: int = 128  # sliding-window evaluation, a window every EVAL_STRIDE tokens; 0 or >= TRAIN_SEQ_LEN: none
     val_loss_every: int = 0  # 0: only after the last step
     train_log_every: int = 100
     warmup_steps: int = 30  # linear learning-rate warmup
@@ -110,7 +111,8 @@ class Hyperparameters:
 
 CUDA_DEFAULTS = dict(
     track="track_10min_16mb", max_wallclock_seconds=600.0, iterations=20000, train_batch_tokens=524288,
-    train_seq_len=1024, grad_accum_steps=0, train_sampling="stream", val_batch_tokens=524288, val_loss_every=1000,
+    train_seq_len=1024, grad_accum_steps=0, train_sampling="stream", val_batch_tokens=524288, eval_stride=0,
+    val_loss_every=1000,
     train_log_every=200, warmup_steps=20, warmdown_frac=0.2, num_layers=9, model_dim=512, num_heads=8,
     num_kv_heads=4, mlp_mult=2.0, tied_embed_init_std=0.005, bigram_buckets=0, matrix_lr=0.04, embed_lr=0.05,
     muon_momentum_warmup_steps=500,
@@ -517,37 +519,57 @@ def lr_scale(hp: Hyperparameters, step: int, elapsed_ms: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Evaluation. The validation stream (all val shards, BOS tokens included) is cut into consecutive windows of
-# TRAIN_SEQ_LEN targets: window w predicts tokens [w*L+1, (w+1)*L] from tokens [w*L, (w+1)*L - 1] and sees nothing
-# before its own first token. The last window is shorter when (val_tokens - 1) is not a multiple of L, so every
-# token after the first is scored exactly once. Under DDP the windows are split across ranks and the sums
-# all-reduced. val_bpb = total cross-entropy in bits / val_bytes.
+# Evaluation (contract section 2). The validation stream (all val shards, BOS tokens included, n + 1 tokens, n
+# targets) is read in windows of L = TRAIN_SEQ_LEN tokens starting every S = EVAL_STRIDE tokens (S = 0 or S >= L:
+# consecutive windows, S = L). Window k feeds tokens [kS, kS + len) and predicts [kS + 1, kS + len], with
+# len = min(L, n - kS); it scores all its targets when k = 0, else only its last S (the others were scored by
+# earlier windows, with less context). The last window is the first that reaches the end, so every target is
+# scored exactly once and, after the first window, sees at least L - S tokens of context. Under DDP the windows are
+# split across ranks and the sums all-reduced. val_bpb = total cross-entropy in bits / val_bytes.
+
+
+def eval_windows(n_targets: int, seq_len: int, stride: int) -> list[tuple[int, int, int]]:
+    """[(start, length, first scored position)] for the validation stream (see above)."""
+    if stride < 0:
+        raise ContractError(f"EVAL_STRIDE={stride} must be >= 0 (0: consecutive windows)")
+    stride = min(stride, seq_len) or seq_len
+    windows, start = [], 0
+    while n_targets > 0:
+        windows.append((start, min(seq_len, n_targets - start), 0 if start == 0 else seq_len - stride))
+        if start + seq_len >= n_targets:
+            break
+        start += stride
+    return windows
 
 
 @torch.no_grad()
-def eval_val(model: GPT, val_tokens: Tensor, seq_len: int, batch_tokens: int, val_bytes: int,
+def eval_val(model: GPT, val_tokens: Tensor, seq_len: int, stride: int, batch_tokens: int, val_bytes: int,
              rank: int = 0, world_size: int = 1) -> tuple[float, float, int]:
     """-> (val_loss in nats per token, val_bpb, number of targets scored)."""
     device = model.tok_emb.weight.device
-    n_targets = val_tokens.numel() - 1
-    n_windows = -(-n_targets // seq_len)
-    lo, hi = n_windows * rank // world_size, n_windows * (rank + 1) // world_size
+    windows = eval_windows(val_tokens.numel() - 1, seq_len, stride)
+    mine = windows[len(windows) * rank // world_size : len(windows) * (rank + 1) // world_size]
     per_batch = max(1, batch_tokens // seq_len)
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss in nats, targets
     was_training = model.training
     model.eval()
-    w = lo
-    while w < hi:
-        start = w * seq_len
-        n = min(per_batch, hi - w, (n_targets - start) // seq_len) or 1  # full windows, else the short last one
-        length = min(seq_len, n_targets - start) if n == 1 else seq_len
-        chunk = val_tokens[start : start + n * length + 1].to(device=device, dtype=torch.int64)
-        x, y = chunk[:-1].view(n, length), chunk[1:].view(n, length)
+    i = 0
+    while i < len(mine):
+        length = mine[i][1]
+        n = 1
+        while n < per_batch and i + n < len(mine) and mine[i + n][1] == length:
+            n += 1
+        starts = torch.tensor([w[0] for w in mine[i : i + n]])
+        firsts = torch.tensor([w[2] for w in mine[i : i + n]], device=device)
+        chunk = val_tokens[starts[:, None] + torch.arange(length + 1)].to(device=device, dtype=torch.int64)
+        x, y = chunk[:, :-1], chunk[:, 1:]
         with autocast(device):
             logits = model.logits(x)
-        sums[0] += F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.reshape(-1), reduction="sum").double()
-        sums[1] += y.numel()
-        w += n
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), reduction="none").view(n, length)
+        scored = torch.arange(length, device=device)[None, :] >= firsts[:, None]
+        sums[0] += nll[scored].sum().double()
+        sums[1] += scored.sum()
+        i += n
     model.train(was_training)
     if world_size > 1:
         dist.all_reduce(sums)
@@ -789,6 +811,7 @@ def train() -> None:
     log(f"dataset: name:{manifest.get('dataset', Path(hp.data_path).name)} "
         f"manifest_sha256:{sha256_file(Path(hp.data_path) / 'manifest.json')} tokenizer_sha256:{sha256_file(tok_path)}")
     log(f"val_tokens:{val_tokens.numel()} val_bytes:{val_bytes}")
+    eval_windows(val_tokens.numel() - 1, hp.train_seq_len, hp.eval_stride)  # a bad EVAL_STRIDE stops the run now
 
     # Model and optimizers.
     cfg = dataclasses.asdict(hp) | {"vocab_size": len(table)}
@@ -857,7 +880,7 @@ def train() -> None:
         if last or (hp.val_loss_every > 0 and step % hp.val_loss_every == 0):
             sync()
             train_ms += 1000.0 * (time.perf_counter() - t0)
-            val_loss, val_bpb, _ = eval_val(base_model, val_tokens, hp.train_seq_len, hp.val_batch_tokens, val_bytes, rank, world_size)
+            val_loss, val_bpb, _ = eval_val(base_model, val_tokens, hp.train_seq_len, hp.eval_stride, hp.val_batch_tokens, val_bytes, rank, world_size)
             log(f"step:{step}/{hp.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
                 f"train_time:{train_ms:.0f}ms step_avg:{train_ms / max(step, 1):.2f}ms")
             tracker.metric("val_loss", val_loss, step)
@@ -904,7 +927,7 @@ def train() -> None:
     sync()
     e0 = time.perf_counter()
     qmodel = load_artifact(artifact_path, device)
-    q_loss, q_bpb, scored = eval_val(qmodel, val_tokens, hp.train_seq_len, hp.val_batch_tokens, val_bytes, rank, world_size)
+    q_loss, q_bpb, scored = eval_val(qmodel, val_tokens, hp.train_seq_len, hp.eval_stride, hp.val_batch_tokens, val_bytes, rank, world_size)
     sync()
     eval_ms = 1000.0 * (time.perf_counter() - e0)
     if scored != val_tokens.numel() - 1:

@@ -12,6 +12,8 @@ import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.test_probes_kit import (
     BOS,
@@ -67,15 +69,34 @@ def statuses(checks) -> dict[str, str]:
 
 @pytest.mark.parametrize("n_tokens,seq_len", [(2, 4), (10, 3), (13, 4), (100, 100), (101, 100), (7, 1)])
 def test_eval_windows_score_every_token_after_the_first_exactly_once(n_tokens, seq_len):
-    starts, lengths = eval_windows(n_tokens, seq_len)
+    starts, lengths, firsts = eval_windows(n_tokens, seq_len)
     targets = np.concatenate([np.arange(s + 1, s + 1 + n) for s, n in zip(starts, lengths, strict=True)])
     assert targets.tolist() == list(range(1, n_tokens))
-    assert (lengths[:-1] == seq_len).all() and 1 <= lengths[-1] <= seq_len
+    assert (lengths[:-1] == seq_len).all() and 1 <= lengths[-1] <= seq_len and not firsts.any()
+
+
+@given(n_tokens=st.integers(0, 300), seq_len=st.integers(1, 40), stride=st.integers(0, 50))
+def test_sliding_windows_score_every_target_once_with_the_most_context_the_stride_allows(n_tokens, seq_len, stride):
+    starts, lengths, firsts = eval_windows(n_tokens, seq_len, stride)
+    step = min(stride, seq_len) or seq_len
+    scored = [start + 1 + position for start, length, first in zip(starts, lengths, firsts, strict=True)
+              for position in range(first, length)]
+    assert scored == list(range(1, n_tokens))
+    assert (starts == np.arange(len(starts)) * step).all() and (lengths <= seq_len).all()
+    if len(starts):
+        assert starts[-1] + lengths[-1] == n_tokens - 1 and (len(starts) == 1 or starts[-2] + seq_len < n_tokens - 1)
+        # Every target but those of the first window sees at least L - S tokens of its own window before it.
+        assert (firsts[1:] == seq_len - step).all() and firsts[0] == 0
+
+
+def test_eval_windows_refuse_a_negative_stride():
+    with pytest.raises(ValueError, match="stride must be >= 0"):
+        eval_windows(10, 4, -1)
 
 
 def test_window_batch_pads_after_the_last_input_and_never_scores_padding():
     stream = np.arange(10, dtype=np.uint16)
-    starts, lengths = eval_windows(len(stream), 4)
+    starts, lengths, _ = eval_windows(len(stream), 4)
     inputs, targets = window_batch(stream, starts, lengths, 4, pad_id=99)
     assert inputs.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 99, 99, 99]]
     assert targets[:, :3].tolist() == [[1, 2, 3], [5, 6, 7], [9, 0, 0]]
@@ -122,6 +143,9 @@ def test_gold_logprob_sum_counts_scored_positions_only():
     targets = np.array([[1, 2, 3], [0, 1, 0]])
     total, impossible = gold_logprob_sum(logprobs, targets, np.array([3, 2]))
     assert total == pytest.approx(5 * math.log(0.25)) and impossible == 0
+    logprobs[0, 0, :] = -np.inf  # already scored by an earlier window: skipped
+    total, impossible = gold_logprob_sum(logprobs, targets, np.array([3, 2]), firsts=np.array([1, 0]))
+    assert total == pytest.approx(4 * math.log(0.25)) and impossible == 0
 
 
 # --- the validation data ---------------------------------------------------------------------------------------
@@ -285,17 +309,20 @@ def test_claim_with_a_wrong_byte_denominator_fails_rescore_only(tree):
     assert f"the log counts val_bytes {val_bytes + 300:,}" in message
 
 
-def test_eval_seq_len_takes_precedence_over_train_seq_len(tree):
-    """A context-dependent (cache) scorer: the windows decide the score, so the judge must use the log's
-    EVAL_SEQ_LEN. Claimed with 32-token windows: passes with EVAL_SEQ_LEN=32, fails when only TRAIN_SEQ_LEN=64."""
-    root, dataset = tree
-    cache = '''
+CACHE_SCORER = '''
 def score(table, tokens):
     probs = np.exp(table[tokens].astype(np.float64))
     counts = np.cumsum(np.eye(table.shape[1])[tokens], axis=1) + 1.0
     probs = 0.7 * probs + 0.3 * counts / counts.sum(axis=-1, keepdims=True)
     return np.log(probs).astype(np.float32)
 '''
+
+
+def test_eval_seq_len_takes_precedence_over_train_seq_len(tree):
+    """A context-dependent (cache) scorer: the windows decide the score, so the judge must use the log's
+    EVAL_SEQ_LEN. Claimed with 32-token windows: passes with EVAL_SEQ_LEN=32, fails when only TRAIN_SEQ_LEN=64."""
+    root, dataset = tree
+    cache = CACHE_SCORER
     stream, table = val_stream(dataset), bigram_table(dataset, smoothing=0.1)
     val_bytes = json.loads((dataset / "manifest.json").read_text())["val_bytes"]
     assert claimed_bpb(scorer_function(cache), table, stream, 32, val_bytes) != pytest.approx(
@@ -310,6 +337,25 @@ def score(table, tokens):
     for log in mismatched.glob("train_seed*.log"):
         log.write_text(log.read_text().replace("TRAIN_SEQ_LEN=32", "TRAIN_SEQ_LEN=64"))
     assert run(mismatched)["rescore"].status == "fail"
+
+
+def test_rescore_uses_the_logs_eval_stride(tree):
+    """The same context-dependent scorer claimed with sliding windows (L=32, stride 8): passes when the logs name
+    EVAL_STRIDE=8 (and the evidence says so), fails when they do not (the judge then scores consecutive windows)."""
+    root, dataset = tree
+    stream, table = val_stream(dataset), bigram_table(dataset, smoothing=0.1)
+    val_bytes = json.loads((dataset / "manifest.json").read_text())["val_bytes"]
+    assert claimed_bpb(scorer_function(CACHE_SCORER), table, stream, 32, val_bytes, 8) != pytest.approx(
+        claimed_bpb(scorer_function(CACHE_SCORER), table, stream, 32, val_bytes), abs=1e-4)
+    sliding = make_scorer_record(root, dataset, CACHE_SCORER, name="2026-02-01_stride8", seq_len=32, stride=8)
+    checks = run(sliding)
+    assert checks["rescore"].status == "pass", checks["rescore"].message
+    evidence = checks["rescore"].evidence["seeds"]["42"]
+    assert evidence["stride"] == 8 and evidence["targets"] == len(stream) - 1
+    unnamed = make_scorer_record(root, dataset, CACHE_SCORER, name="2026-02-01_unnamed", seq_len=32, stride=8)
+    for log in unnamed.glob("train_seed*.log"):
+        log.write_text(log.read_text().replace("EVAL_STRIDE=8 ", ""))
+    assert run(unnamed)["rescore"].status == "fail"
 
 
 @pytest.mark.parametrize("scorer,expected", [

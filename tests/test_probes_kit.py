@@ -206,13 +206,18 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def claimed_bpb(score: Callable, table: np.ndarray, stream: np.ndarray, seq_len: int, denominator: int) -> float:
-    """The stand-in trainer's evaluation: each window scored alone at its exact length, gold log-probs summed."""
-    total = 0.0
-    for start in range(0, len(stream) - 1, seq_len):
-        length = min(seq_len, len(stream) - 1 - start)
+def claimed_bpb(score: Callable, table: np.ndarray, stream: np.ndarray, seq_len: int, denominator: int,
+                stride: int = 0) -> float:
+    """The stand-in trainer's evaluation: each window scored alone at its exact length, gold log-probs summed over
+    the targets no earlier window scored (windows every `stride` tokens; 0: consecutive)."""
+    total, done, start, n_targets = 0.0, 0, 0, len(stream) - 1
+    while done < n_targets:
+        length = min(seq_len, n_targets - start)
         logprobs = np.asarray(score(table, stream[None, start : start + length]), dtype=np.float64)[0]
-        total += logprobs[np.arange(length), stream[start + 1 : start + 1 + length]].sum()
+        gold = logprobs[np.arange(length), stream[start + 1 : start + 1 + length]]
+        total += gold[done - start :].sum()
+        done = start + length
+        start += stride or seq_len
     return -total / math.log(2) / denominator
 
 
@@ -234,10 +239,10 @@ def make_scorer_record(root: Path, dataset: Path, scorer: str = "honest", *, nam
                        script: str | None = None, seq_len: int | None = SEQ_LEN,
                        denominator_extra: int = 0, claim_scorer: str | None = None,
                        extra_files: Mapping[str, bytes | str] | None = None,
-                       log_val_bytes: int | None = None) -> Path:
+                       log_val_bytes: int | None = None, stride: int = 0) -> Path:
     """A record whose train_gpt.py scores with `scorer`; one bigram artifact per seed in `artifacts` (default:
     every seed). Claims as the stand-in trainer computes them (with `claim_scorer`, default `scorer`), divided by
-    val_bytes + `denominator_extra`."""
+    val_bytes + `denominator_extra`, over windows every `stride` tokens (named in the logs when not 0)."""
     manifest = json.loads((dataset / "manifest.json").read_text())
     stream = val_stream(dataset)
     score = scorer_function(claim_scorer or scorer)
@@ -247,12 +252,14 @@ def make_scorer_record(root: Path, dataset: Path, scorer: str = "honest", *, nam
         table = bigram_table(dataset, smoothing=0.1 * (index + 1))
         if artifacts is None or seed in artifacts:
             files[f"final_model_seed{seed}.npy"] = npy_bytes(table)
-        bpbs.append(claimed_bpb(score, table, stream, seq_len or SEQ_LEN, manifest["val_bytes"] + denominator_extra))
+        bpbs.append(claimed_bpb(score, table, stream, seq_len or SEQ_LEN, manifest["val_bytes"] + denominator_extra,
+                                stride))
     overrides = {seed: {"val_bytes": log_val_bytes} for seed in seeds} if log_val_bytes is not None else None
     folder = make_record(root, name=name, seeds=seeds, bpbs=bpbs, script=script or scorer_script(scorer),
                          extra_files=files, dataset=DATASET, log_overrides=overrides)
     if seq_len is not None:
         for log in folder.glob("train_seed*.log"):
             text = log.read_text()
-            log.write_text(text.replace("hyperparameters: ", f"hyperparameters: TRAIN_SEQ_LEN={seq_len} ", 1))
+            names = f"TRAIN_SEQ_LEN={seq_len} " + (f"EVAL_STRIDE={stride} " if stride else "")
+            log.write_text(text.replace("hyperparameters: ", f"hyperparameters: {names}", 1))
     return folder

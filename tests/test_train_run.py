@@ -27,7 +27,8 @@ import train_gpt
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "train_gpt.py"
 SEQ_LEN = 32
-TINY = dict(NUM_LAYERS="2", MODEL_DIM="32", NUM_HEADS="2", NUM_KV_HEADS="1", TRAIN_SEQ_LEN=str(SEQ_LEN),
+EVAL_STRIDE = 12  # the runs below score with overlapping windows
+TINY = dict(NUM_LAYERS="2", MODEL_DIM="32", NUM_HEADS="2", NUM_KV_HEADS="1", TRAIN_SEQ_LEN=str(SEQ_LEN), EVAL_STRIDE=str(EVAL_STRIDE),
             TRAIN_BATCH_TOKENS="256", VAL_BATCH_TOKENS="512", ITERATIONS="12", MAX_WALLCLOCK_SECONDS="0",
             TRAIN_LOG_EVERY="5", WARMUP_STEPS="3", TORCH_NUM_THREADS="1", SEED="7", BIGRAM_BUCKETS="64",
             BIGRAM_DIM="8")
@@ -167,7 +168,7 @@ def test_artifact_round_trips_to_the_logged_score(trained):
     manifest = json.loads((data / "manifest.json").read_text())
     val = torch.from_numpy(train_gpt.read_shard(data / "val_000000.bin").astype(np.int64))
     model = train_gpt.load_artifact(artifact)
-    loss, bpb, scored = train_gpt.eval_val(model, val, SEQ_LEN, 512, manifest["val_bytes"])
+    loss, bpb, scored = train_gpt.eval_val(model, val, SEQ_LEN, EVAL_STRIDE, 512, manifest["val_bytes"])
     assert scored == manifest["val_tokens"] - 1
     assert bpb == pytest.approx(final_bpb(text), abs=1e-6)
 
@@ -199,23 +200,53 @@ def test_score_entry_point_is_normalized_and_causal(trained, tmp_path):
     assert not torch.allclose(lp2[:, 25:], lp[:, 25:])
 
 
-def test_full_validation_stream_is_scored_once(trained):
-    """Windows of SEQ_LEN with a shorter last one: val_tokens - 1 targets, the same loss as scoring window by
-    window by hand, and independent of the batch size."""
+def hand_scored_nll(model, val: torch.Tensor, seq_len: int, stride: int) -> float:
+    """The contract's sliding windows written out the slow way: every target once, each from the window that
+    gives it the most context among those whose start is a multiple of the stride and that reach it."""
+    n = val.numel() - 1
+    total, done, start = 0.0, 0, 0
+    while done < n:
+        x = val[start : min(start + seq_len, n)]
+        y = val[start + 1 : start + 1 + x.numel()]
+        nll = F.cross_entropy(model.logits(x[None])[0], y, reduction="none")
+        total += nll[done - start :].sum().item()
+        done = start + x.numel()
+        start += stride
+    return total
+
+
+@pytest.mark.parametrize("stride", [0, SEQ_LEN, 100, EVAL_STRIDE, 7, 1])
+def test_full_validation_stream_is_scored_once(trained, stride):
+    """Consecutive windows (stride 0, L or more) and sliding ones: val_tokens - 1 targets, the same loss as scoring
+    window by window by hand, and independent of the batch size."""
     work, data, text, artifact = trained
     val = torch.from_numpy(train_gpt.read_shard(data / "val_000000.bin").astype(np.int64))
-    assert (val.numel() - 1) % SEQ_LEN != 0
+    assert (val.numel() - 1) % SEQ_LEN != 0 and (val.numel() - 1 - SEQ_LEN) % EVAL_STRIDE != 0
     model = train_gpt.load_artifact(artifact)
-    total = 0.0
-    for start in range(0, val.numel() - 1, SEQ_LEN):
-        x = val[start : min(start + SEQ_LEN, val.numel() - 1)]
-        y = val[start + 1 : start + 1 + x.numel()]
-        total += F.cross_entropy(model.logits(x[None])[0], y, reduction="sum").item()
+    total = hand_scored_nll(model, val, SEQ_LEN, min(stride, SEQ_LEN) or SEQ_LEN)
     for batch_tokens in (SEQ_LEN, 3 * SEQ_LEN, 10_000):
-        loss, bpb, scored = train_gpt.eval_val(model, val, SEQ_LEN, batch_tokens, 1000)
+        loss, bpb, scored = train_gpt.eval_val(model, val, SEQ_LEN, stride, batch_tokens, 1000)
         assert scored == val.numel() - 1
         assert loss * scored == pytest.approx(total, rel=1e-6)
         assert bpb == pytest.approx(total / math.log(2) / 1000, rel=1e-6)
+
+
+def test_sliding_windows_start_every_stride_and_end_at_the_first_that_reaches_the_end(trained):
+    work, data, text, artifact = trained
+    val = torch.from_numpy(train_gpt.read_shard(data / "val_000000.bin").astype(np.int64))
+    windows = train_gpt.eval_windows(val.numel() - 1, SEQ_LEN, EVAL_STRIDE)
+    assert windows[0] == (0, SEQ_LEN, 0) and all(first == SEQ_LEN - EVAL_STRIDE for _, _, first in windows[1:])
+    assert [start for start, _, _ in windows] == list(range(0, len(windows) * EVAL_STRIDE, EVAL_STRIDE))
+    assert windows[-1][0] + windows[-1][1] == val.numel() - 1 and windows[-2][0] + SEQ_LEN < val.numel() - 1
+    assert windows[-1][1] > SEQ_LEN - EVAL_STRIDE  # the last window scores at least one target
+    assert train_gpt.eval_windows(5, SEQ_LEN, EVAL_STRIDE) == [(0, 5, 0)]
+
+
+def test_negative_eval_stride_stops_the_run_before_training(tmp_path):
+    data = build_dataset(tmp_path / "d")
+    proc = run_train(tmp_path, data, "bad", EVAL_STRIDE="-1")
+    assert proc.returncode == 2
+    assert "EVAL_STRIDE=-1 must be >= 0" in proc.stderr and "step:1/" not in proc.stdout
 
 
 @pytest.mark.slow
@@ -278,7 +309,7 @@ def test_two_process_gloo_ddp(tmp_path):
     manifest = json.loads((data / "manifest.json").read_text())
     val = torch.from_numpy(train_gpt.read_shard(data / "val_000000.bin").astype(np.int64))
     model = train_gpt.load_artifact(tmp_path / "logs" / "ddp" / "final_model.int8.ptz")
-    assert train_gpt.eval_val(model, val, SEQ_LEN, 512, manifest["val_bytes"])[1] == pytest.approx(final_bpb(text), abs=1e-6)
+    assert train_gpt.eval_val(model, val, SEQ_LEN, EVAL_STRIDE, 512, manifest["val_bytes"])[1] == pytest.approx(final_bpb(text), abs=1e-6)
 
 
 def test_ranks_read_disjoint_slices_of_the_stream(tmp_path):

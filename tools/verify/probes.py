@@ -14,9 +14,11 @@ process (tools.verify.scorer_client); the judge receives plain arrays and does a
   Conditioning across a document boundary is legitimate and is only reported: the rule is "tokens before t",
   and the baseline's evaluation windows themselves span documents.
 - `rescore`: the judge computes val_bpb from the scorer's log-probabilities over the full validation stream,
-  windowed as the baseline evaluates it (windows of the log's EVAL_SEQ_LEN, else TRAIN_SEQ_LEN; each window sees
-  only its own tokens; every token after the first is a target exactly once; the short last window padded),
-  divided by the manifest's val_bytes, and it must match the seed's claims (log and submission.json) within 1e-4.
+  windowed as the baseline evaluates it (windows of L = the log's EVAL_SEQ_LEN, else TRAIN_SEQ_LEN, starting every
+  EVAL_STRIDE tokens, consecutive when the log names none; each window sees only its own tokens and scores only
+  targets no earlier window scored; every token after the first is a target exactly once; the short last window
+  padded), divided by the manifest's val_bytes, and it must match the seed's claims (log and submission.json)
+  within 1e-4.
 
 Every seed that ships `final_model_seed<SEED>.*` is probed (the scorer always on CPU, float32). Cost on the CPU
 track (bench/bench_probes.py, baseline model, ~250K targets x V=1024, ~1 GB of float32 log-probabilities): about
@@ -25,8 +27,9 @@ memory is about one chunk (memory-mapped) plus a 32 MiB float64 block.
 
 Entry point: `probe_record(folder, ...) -> list[CheckResult]` (ids `normalization`, `causality`, `rescore`).
 A record whose script has no `score` command, or that ships no artifact, gets `skip` with the reason and a note
-that a human must review it. Limits: the child runs as the judge's user with the judge's file system visible
-(no mount namespace), so it could read files it can find (such as the dataset) or write outside its copy.
+that a human must review it. Limits: the child runs as the judge's user; the judge's datasets and records are
+hidden from it in a private mount namespace where the machine allows one (tools.verify.sandbox), else it could
+read files it can find.
 """
 
 from __future__ import annotations
@@ -153,14 +156,26 @@ def load_validation_set(folder: Path) -> ValidationSet:
 # --- windows (the baseline's evaluation, contract §2 / train_gpt.py eval_val) -------------------------------------------
 
 
-def eval_windows(n_tokens: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, number of targets) of each evaluation window: window w reads tokens [w*L, w*L + n) and predicts
-    [w*L + 1, w*L + n], n = L except for the last window; every token after the first is a target exactly once."""
+def eval_windows(n_tokens: int, seq_len: int, stride: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, length, first scored position) of each evaluation window (contract §2): window k reads tokens
+    [kS, kS + n) and predicts [kS + 1, kS + n], n = min(L, targets - kS), S = the stride (0 or >= L: S = L,
+    consecutive windows); it scores positions [first, n): all of them for k = 0, else the last S (earlier windows
+    scored the rest). The last window is the first that reaches the end: every token after the first is a target
+    exactly once."""
     if seq_len < 1:
         raise ValueError(f"sequence length must be positive, got {seq_len}")
+    if stride < 0:
+        raise ValueError(f"stride must be >= 0, got {stride}")
+    stride = min(stride, seq_len) or seq_len
     n_targets = n_tokens - 1
-    starts = np.arange(0, max(n_targets, 0), seq_len, dtype=np.int64)
-    return starts, np.minimum(seq_len, n_targets - starts)
+    if n_targets <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    last = max(0, -(-(n_targets - seq_len) // stride))  # index of the first window reaching the end
+    starts = np.arange(last + 1, dtype=np.int64) * stride
+    firsts = np.full(len(starts), seq_len - stride, dtype=np.int64)
+    firsts[0] = 0
+    return starts, np.minimum(seq_len, n_targets - starts), firsts
 
 
 def window_batch(stream: np.ndarray, starts: np.ndarray, lengths: np.ndarray, seq_len: int,
@@ -242,10 +257,15 @@ def check_normalization(logprobs: np.ndarray, tally: Worst, label: Callable[[int
         tally.consider(float(deviation[row, position]), where, count=deviation.size)
 
 
-def gold_logprob_sum(logprobs: np.ndarray, targets: np.ndarray, lengths: np.ndarray) -> tuple[float, int]:
-    """(sum of the gold tokens' log-probabilities over the scored positions, in float64; how many were -inf)."""
+def gold_logprob_sum(logprobs: np.ndarray, targets: np.ndarray, lengths: np.ndarray,
+                     firsts: np.ndarray | None = None) -> tuple[float, int]:
+    """(sum of the gold tokens' log-probabilities over the scored positions [first, length) of each row, in
+    float64; how many were -inf)."""
     gold = np.take_along_axis(np.asarray(logprobs), targets[..., None], axis=-1)[..., 0].astype(np.float64)
-    scored = np.arange(targets.shape[1])[None, :] < lengths[:, None]
+    positions = np.arange(targets.shape[1])[None, :]
+    scored = positions < lengths[:, None]
+    if firsts is not None:
+        scored &= positions >= firsts[:, None]
     values = gold[scored]
     return float(values.sum()), int(np.isneginf(values).sum())
 
@@ -458,42 +478,45 @@ class Rescore:
 
 
 def rescore_stream(session: ScorerSession, val: ValidationSet, seq_len: int, normalization: Worst, seed: int,
-                   chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: Callable[[str], None] | None = None) -> Rescore:
+                   chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: Callable[[str], None] | None = None,
+                   stride: int = 0) -> Rescore:
     """val_bpb of the scorer's own log-probabilities over the whole validation stream (one call per chunk of
     windows; each output memory-mapped and reduced block by block)."""
     started = time.monotonic()
-    starts, lengths = eval_windows(len(val.tokens), seq_len)
+    starts, lengths, firsts = eval_windows(len(val.tokens), seq_len, stride)
     width = int(lengths.max())  # = seq_len, unless the whole stream is shorter than one window
     per_call = max(1, chunk_bytes // (width * val.vocab_size * 4))
     pad_id = val.bos_id if val.bos_id is not None else 0
     total, impossible, calls = 0.0, 0, 0
     for first in range(0, len(starts), per_call):
         chunk_starts, chunk_lengths = starts[first : first + per_call], lengths[first : first + per_call]
+        chunk_firsts = firsts[first : first + per_call]
         inputs, targets = window_batch(val.tokens, chunk_starts, chunk_lengths, width, pad_id)
         if progress is not None:
             progress(f"seed {seed}: rescore windows {first + 1}-{first + len(chunk_starts)} of {len(starts)}")
         with session.score(inputs) as logprobs:
             calls += 1
             part, minus_inf = _reduce_chunk(
-                logprobs, targets, chunk_lengths, normalization,
+                logprobs, targets, chunk_lengths, chunk_firsts, normalization,
                 lambda r, p, f=first: f"rescore window {f + r} (stream offset {int(starts[f + r])}) position {p}")
             del logprobs  # unmap now: the file is deleted when the block ends, the mapping would outlive it
         total += part
         impossible += minus_inf
     nats = -total
-    return Rescore(bpb=bits_per_byte(nats, val.val_bytes), total_nats=nats, targets=int(lengths.sum()),
+    return Rescore(bpb=bits_per_byte(nats, val.val_bytes), total_nats=nats, targets=int((lengths - firsts).sum()),
                    windows=len(starts), calls=calls, wall_s=time.monotonic() - started, impossible_targets=impossible)
 
 
-def _reduce_chunk(logprobs: np.ndarray, targets: np.ndarray, lengths: np.ndarray, normalization: Worst,
-                  label: Callable[[int, int], str]) -> tuple[float, int]:
+def _reduce_chunk(logprobs: np.ndarray, targets: np.ndarray, lengths: np.ndarray, firsts: np.ndarray,
+                  normalization: Worst, label: Callable[[int, int], str]) -> tuple[float, int]:
     """Gold log-prob sum (and -inf count) of one scorer output, folding its normalization into `normalization`;
     block by block, so at most one float64 block is in memory besides the mapped file."""
     rows_per_block = max(1, BLOCK_BYTES // max(1, logprobs[0].size * 8))
     total, impossible = 0.0, 0
     for row in range(0, len(logprobs), rows_per_block):
         block = logprobs[row : row + rows_per_block]
-        part, minus_inf = gold_logprob_sum(block, targets[row : row + rows_per_block], lengths[row : row + rows_per_block])
+        rows = slice(row, row + rows_per_block)
+        part, minus_inf = gold_logprob_sum(block, targets[rows], lengths[rows], firsts[rows])
         total += part
         impossible += minus_inf
         check_normalization(block, normalization, label, row_offset=row)
@@ -526,6 +549,13 @@ def eval_seq_len(log: ParsedLog) -> int | None:
     return None
 
 
+def eval_stride(log: ParsedLog) -> int:
+    """The stride of the evaluation windows a log's `hyperparameters:` line names (EVAL_STRIDE); 0 (consecutive
+    windows) when it names none."""
+    value = log.hyperparameters.get("EVAL_STRIDE")
+    return int(value) if value is not None and str(value).isdigit() else 0
+
+
 def seed_claims(record: Record, seed: int, log: tuple[str, ParsedLog] | None) -> dict[str, float]:
     """{source: claimed val_bpb} from the seed's log (its score line) and from submission.json's seed_results."""
     claims: dict[str, float] = {}
@@ -539,10 +569,11 @@ def seed_claims(record: Record, seed: int, log: tuple[str, ParsedLog] | None) ->
 
 
 def _judge_rescore(seed: int, rescored: Rescore, claims: Mapping[str, float], val: ValidationSet,
-                   log: ParsedLog | None, seq_len: int) -> Finding:
+                   log: ParsedLog | None, seq_len: int, stride: int = 0) -> Finding:
     evidence: dict[str, Any] = {
         "rescored_bpb": rescored.bpb, "claims": dict(claims), "targets": rescored.targets,
-        "val_bytes": val.val_bytes, "windows": rescored.windows, "seq_len": seq_len, "calls": rescored.calls,
+        "val_bytes": val.val_bytes, "windows": rescored.windows, "seq_len": seq_len,
+        "stride": min(stride, seq_len) or seq_len, "calls": rescored.calls,
         "wall_s": round(rescored.wall_s, 3), "impossible_targets": rescored.impossible_targets,
         "total_nats": rescored.total_nats,
     }
@@ -681,10 +712,11 @@ def _rescore_finding(session: ScorerSession, record: Record, seed: int, log: tup
                                f"{window_bytes / 1024**2:,.0f} MiB of log-probabilities, more than the "
                                f"{MAX_WINDOW_BYTES / 1024**2:,.0f} MiB one scorer call may return")
     try:
-        rescored = rescore_stream(session, val, seq_len, normalization, seed, chunk_bytes, progress)
+        stride = eval_stride(log[1])
+        rescored = rescore_stream(session, val, seq_len, normalization, seed, chunk_bytes, progress, stride)
     except ScorerFailed as problem:
         return Finding("fail", f"seed {seed}: rescore: {problem}")
-    return _judge_rescore(seed, rescored, seed_claims(record, seed, log), val, log[1], seq_len)
+    return _judge_rescore(seed, rescored, seed_claims(record, seed, log), val, log[1], seq_len, stride)
 
 
 def probe_record(
