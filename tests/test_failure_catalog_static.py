@@ -68,6 +68,52 @@ def test_f1_honest_twin_passes_every_static_check(root):
     assert report.ok and failing(report) == set(), [(c.id, c.message) for c in report.checks if c.status != "pass"]
 
 
+# --- A1/A2/A6 seen from the log: a final score the run does not explain (warnings; the probes are the proof) ----------
+
+
+def warned_by(report, check_id: str, *fragments: str) -> str:
+    """`check_id` warns (never fails: there are innocent explanations) and names the problem."""
+    check = report.get(check_id)
+    assert check is not None and check.status == "warn", [(c.id, c.status, c.message) for c in report.checks]
+    for fragment in fragments:
+        assert fragment in check.message, check.message
+    assert report.ok, "a warning must not fail the record"
+    return check.message
+
+
+def last_step_validation_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.startswith("step:") and " val_bpb:" in line][-1]
+
+
+def test_a1_final_score_far_better_than_the_last_training_validation_warns_score_progression(root):
+    """Pre-quant TTT leaves this trace: training ends at val_bpb 1.2440, and the artifact, tuned on validation
+    afterwards, claims 1.2000."""
+    folder = make_record(root, bpbs=(1.2000, 1.2010, 1.2020))
+    log = folder / "train_seed42.log"
+    text = log.read_text()
+    line = last_step_validation_line(text)
+    log.write_text(text.replace(line, line.replace("val_bpb:1.2005", "val_bpb:1.2440")))
+    warned_by(verify(root, folder), "score_progression", "train_seed42.log: final score 1.2000 is 0.0440 better",
+              "1.2440 at step")
+
+
+def test_a1_honest_twin_final_score_just_worse_than_training_passes_score_progression(root):
+    check = verify(root, make_record(root, bpbs=(1.2000, 1.2010, 1.2020))).get("score_progression")
+    assert check.status == "pass" and "3 log(s)" in check.message, check.message
+
+
+def test_a6_several_final_scores_in_one_log_warn_score_progression(root):
+    """Two passes over validation, the better one printed last (our format prints exactly one final score)."""
+    folder = make_record(root, bpbs=(1.2000, 1.2010, 1.2020))
+    log = folder / "train_seed1337.log"
+    text = log.read_text()
+    exact = next(line for line in text.splitlines() if line.startswith("final_int8_zlib_roundtrip_exact"))
+    first_pass = exact.replace("val_bpb:1.20100000", "val_bpb:1.23000000")
+    log.write_text(text.replace(exact, first_pass + "\n" + exact))
+    warned_by(verify(root, folder), "score_progression", "train_seed1337.log: 2 different final scores",
+              "1.2300", "1.2010")
+
+
 # --- C5. only part of the validation set scored ---------------------------------------------------------------------
 
 

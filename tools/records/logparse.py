@@ -186,6 +186,7 @@ class _LogReader:
         self.step_train_time: float | None = None
         self.training_ended_at = -1  # index of the last step/stopping_early line
         self.exact_line: tuple[int, str, dict[str, str]] | None = None
+        self.exact_scores: list[tuple[str, float | None]] = []  # every _exact line, in order
         self.final_line: tuple[int, str, dict[str, str]] | None = None
         self.eval_time_by_label: dict[str, float] = {}  # evaluation name -> eval_time of its last line
         self.twin_eval_time: float | None = None  # eval_time of the score line's non-_exact twin
@@ -335,6 +336,7 @@ class _LogReader:
         twin = " ".join([label.removesuffix("_exact"), *words[1:qualifiers]])
         if label.endswith("_exact"):
             self.exact_line = (index, line, tokens)
+            self.exact_scores.append((" ".join([label, *words[1:qualifiers]]), _number(tokens.get("val_bpb"))))
             self.twin_eval_time = self.eval_time_by_label.get(twin)
         else:
             self.final_line = (index, line, tokens)
@@ -415,6 +417,8 @@ class _LogReader:
             software=self.software,
             hyperparameters=self.hyperparameters,
             curve=tuple(self.curve),
+            contract_format=self.contract_format,
+            exact_scores=tuple(self.exact_scores),
             missing=missing,
             warnings=tuple(self.warnings),
             **fields,

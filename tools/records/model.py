@@ -134,6 +134,8 @@ class ParsedLog:
     curve: tuple[CurvePoint, ...] = ()
     missing: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    contract_format: bool = False  # written by our trainer (docs/CONTRACTS.md §2): it logs code_sha256
+    exact_scores: tuple[tuple[str, float | None], ...] = ()  # every final `*_exact` line: (evaluation name, val_bpb)
 
 
 @dataclass(frozen=True)

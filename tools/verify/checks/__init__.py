@@ -20,6 +20,7 @@ from tools.verify.checks.logs import (
     check_min_seeds,
     check_seeds_distinct,
 )
+from tools.verify.checks.progression import check_score_progression
 from tools.verify.checks.significance import check_significance
 from tools.verify.checks.submission import check_schema, check_track
 
@@ -37,6 +38,7 @@ CHECKS: tuple[tuple[str, Callable[[RecordContext], CheckResult]], ...] = (
     ("seeds_distinct", check_seeds_distinct),
     ("min_seeds", check_min_seeds),
     ("dataset", check_dataset),
+    ("score_progression", check_score_progression),
     ("significance", check_significance),
 )
 CHECK_IDS: tuple[str, ...] = tuple(check_id for check_id, _ in CHECKS)

@@ -19,7 +19,8 @@ def command(path: Path, against: float | None, as_json: bool) -> None:
 
     \b
     Checks (stable ids): files, schema, track, code_lines, artifact_bytes, train_time, eval_time,
-    claims_match_logs, code_matches_logs, seeds_distinct, min_seeds, dataset, significance.
+    claims_match_logs, code_matches_logs, config_matches_logs, seeds_distinct, min_seeds, dataset,
+    score_progression (warns only), significance.
     Each is pass / fail / warn / skip with a one-line message naming the file and value.
 
     \b
