@@ -135,6 +135,17 @@ def test_evidence_shows_how_far_a_record_was_verified(repo):
     assert "verification.json stale" in row and "probes" not in row
 
 
+def test_a_static_warning_is_shown_on_the_board_but_keeps_the_record_in_the_chain(repo):
+    folder = make_record(repo, name="2026-01-10_base", date="2026-01-10", bpbs=(1.2000, 1.2010, 1.2020))
+    log = folder / "train_seed42.log"
+    text = log.read_text()
+    log.write_text(text.replace("val_bpb:1.2005 ", "val_bpb:1.2440 "))  # the last training validation
+    board = render_leaderboard()
+    row = section(board, "| # | date |")
+    assert "| static (warn: score_progression), statistics |" in row
+    assert "Current SOTA: [2026-01-10\\_base]" in board
+
+
 def test_failed_judge_evidence_keeps_a_record_out_of_the_chain(repo):
     folder = make_record(repo, name="2026-01-10_base", date="2026-01-10")
     write_verification_evidence(folder, [CheckResult("causality", "fail", "log-probs moved")], commit="abc")

@@ -295,6 +295,29 @@ def test_scorer_that_adapts_to_its_batch_fails_causality(tree):
     checks = run(make_scorer_record(root, dataset, "batch_dependent"))
     assert checks["causality"].status == "fail"
     assert "rows must be scored independently" in checks["causality"].message
+    assert f"in each of {probes.BATCH_ROUNDS} runs" in checks["causality"].message
+    assert checks["causality"].evidence["seeds"]["42"]["calls"] == 2 * probes.BATCH_ROUNDS
+
+
+def test_scorer_whose_output_varies_between_runs_is_not_mistaken_for_batch_adaptation(tree):
+    """Kernels can differ run to run (seen with the baseline on this CPU: a whole row moved by 4e-4 nats in about
+    one run of ten). Here the first scorer run moves row 0 by about 1e-3: the mismatch does not repeat, so it passes
+    and says so; the same shift in every run would fail (the test above)."""
+    root, dataset = tree
+    first_run_differs = '''
+def score(table, tokens):
+    import os
+    probs = np.exp(table[tokens].astype(np.float64))
+    if "call0001" in os.getcwd():  # the judge's first scorer run
+        probs[0] = 0.999 * probs[0] + 0.001 / table.shape[1]
+    return np.log(probs).astype(np.float32)
+'''
+    checks = run(make_scorer_record(root, dataset, first_run_differs, claim_scorer="honest"))
+    causality = checks["causality"]
+    assert causality.status == "pass", causality.message
+    evidence = causality.evidence["seeds"]["42"]
+    assert evidence["batch_rounds"] == 2 and evidence["calls"] == 4 and evidence["run_to_run_change"] > 1e-4
+    assert "varied between runs" in causality.message
 
 
 def test_claim_with_a_wrong_byte_denominator_fails_rescore_only(tree):

@@ -212,7 +212,10 @@ def verification_summary(report: Report, folder: Path) -> tuple[str, list[str]]:
     """("static, statistics, probes, ...", failed evidence stages) for one judged record."""
     static_failed = _first_failure(report, STATIC_CHECKS_EXEMPT) is not None
     significance = report.get("significance")
-    stages = ["static ✗" if static_failed else "static"]
+    # Warnings (score_progression's traces of tuning on validation, a legacy schema, a dataset that needs an
+    # audit) never keep a record out, but a maintainer reading the board should see them.
+    warned = [c.id for c in report.checks if c.status == "warn" and c.id not in STATIC_CHECKS_EXEMPT]
+    stages = ["static ✗" if static_failed else f"static (warn: {', '.join(warned)})" if warned else "static"]
     if significance is not None and significance.status == "fail":
         stages.append("statistics ✗")
     else:

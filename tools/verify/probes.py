@@ -55,6 +55,7 @@ CAUSALITY_RTOL = 1e-5  # allowed change of a log-probability that must not move,
 CAUSALITY_ATOL = 1e-5  # ...plus this floor (nats), for values near 0 and float32 rounding of the logits
 RESCORE_TOLERANCE = 1e-4  # |rescored val_bpb - claimed val_bpb|
 DEFAULT_POSITIONS = 16  # perturbed positions per artifact
+BATCH_ROUNDS = 3  # a batch-independence mismatch fails only when it repeats in this many pairs of scorer runs
 PROBE_WINDOW_MAX = 1024  # causality windows are at most this long (the model's own sequence length if shorter)
 PROBE_WINDOW_UNKNOWN_SEQ = 128  # window length when the log names no sequence length
 DEFAULT_CHUNK_BYTES = 256 * 1024**2  # output of one rescore call (float32): bounds the child's and our memory
@@ -395,20 +396,42 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else str(value)
 
 
-def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, normalization: Worst) -> Finding:
-    """Score the bases alone, then bases + variants in one call; compare."""
-    def label(kind: str) -> Callable[[int, int], str]:
-        return lambda row, position: f"{kind} row {row}, position {position}"
+def _score_copy(session: ScorerSession, tokens: np.ndarray, normalization: Worst, kind: str) -> np.ndarray:
+    """One scorer call, its normalization folded into `normalization`, returned as an in-memory copy."""
+    with session.score(tokens) as scored:
+        check_normalization(scored, normalization, lambda row, position: f"{kind} row {row}, position {position}")
+        copy = np.array(scored)  # copied: the file goes when the block ends
+        del scored  # and unmapped
+    return copy
 
+
+def _batch_drifts(batch: ProbeBatch, alone: np.ndarray, together: np.ndarray) -> list[tuple[float, float, str]]:
+    """(ratio to tolerance, change, where) for each base window: scored alone vs scored among the other rows."""
+    drifts = []
+    for index, row in enumerate(batch.base_rows):
+        ratio, change, at = drift(alone[index], together[row])
+        drifts.append((ratio, change, f"window {index} (stream offset {batch.base_starts[index]}) position "
+                                      f"{at[0] if at else 0}: its log-probabilities changed by {_fmt(change)} when "
+                                      f"other rows shared the batch"))
+    return drifts
+
+
+def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, normalization: Worst) -> Finding:
+    """Score the bases alone, then bases + variants in one call; compare.
+
+    Batch independence compares two calls, that is two runs of the scorer, so it also sees run-to-run differences
+    of the kernels (seen here: a CPU forward pass that, about one run in ten, moves a whole row by 4e-4 nats). A
+    mismatch therefore counts only when it repeats in BATCH_ROUNDS pairs of calls; a scorer that adapts to its
+    batch does so every time. The look-ahead checks compare rows of one call and need no repeat."""
     started = time.monotonic()
-    with session.score(batch.bases) as alone:
-        check_normalization(alone, normalization, label("probe (bases alone)"))
-        reference = np.array(alone)  # copied: the file goes when the block ends
-        del alone  # and unmapped
-    with session.score(batch.rows) as scored:
-        check_normalization(scored, normalization, label("probe"))
-        together = np.array(scored)
-        del scored
+    reference = _score_copy(session, batch.bases, normalization, "probe (bases alone)")
+    together = _score_copy(session, batch.rows, normalization, "probe")
+    calls, rounds = 2, [_batch_drifts(batch, reference, together)]
+    while any(ratio > 1 for ratio, _, _ in rounds[-1]) and len(rounds) < BATCH_ROUNDS:
+        again_alone = _score_copy(session, batch.bases, normalization, "probe (bases alone, repeated)")
+        again_together = _score_copy(session, batch.rows, normalization, "probe (repeated)")
+        calls += 2
+        rounds.append(_batch_drifts(batch, again_alone, again_together))
 
     worst = {"ratio": 0.0, "change": 0.0, "what": ""}
     problems: list[str] = []
@@ -417,14 +440,13 @@ def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, norma
         if ratio > worst["ratio"]:
             worst.update(ratio=ratio, change=change, what=what)
 
-    for index, row in enumerate(batch.base_rows):
-        ratio, change, at = drift(reference[index], together[row])
-        what = (f"window {index} (stream offset {batch.base_starts[index]}) position {at[0] if at else 0}: its "
-                f"log-probabilities changed by {_fmt(change)} when other rows shared the batch")
+    repeated = f" in each of {len(rounds)} runs" if len(rounds) > 1 else ""
+    for ratio, change, what in rounds[-1]:
         consider(ratio, change, what)
         if ratio > 1:
-            problems.append(f"{what}; rows must be scored independently (contract §4): the scorer adapts to "
-                            f"the batch it is given")
+            problems.append(f"{what}{repeated}; rows must be scored independently (contract §4): the scorer adapts "
+                            f"to the batch it is given")
+    run_to_run = max((change for ratio, change, _ in rounds[0] if ratio > 1), default=0.0) if len(rounds) > 1 else 0.0
     cross_document: dict[str, Any] = {}
     probed = 0
     for variant, row in zip(batch.variants, batch.variant_rows, strict=True):
@@ -456,14 +478,18 @@ def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, norma
         "worst_where": worst["what"],
         "tolerance": f"{CAUSALITY_RTOL:g} * |log p| + {CAUSALITY_ATOL:g}",
         "cross_document": cross_document,
-        "calls": 2,
+        "calls": calls,
+        "batch_rounds": len(rounds),
+        "run_to_run_change": run_to_run,
         "wall_s": round(time.monotonic() - started, 3),
     }
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return Finding("fail", f"seed {seed}: {problems[0]}{more}", evidence)
+    varied = (f"; the scorer's output varied between runs by {_fmt(run_to_run)} (matched again in run "
+              f"{len(rounds)})" if len(rounds) > 1 else "")
     return Finding("pass", f"seed {seed}: {probed} perturbed positions ({evidence['boundary_positions_probed']} at a "
-                           f"document boundary), worst change {_fmt(worst['change'])}", evidence)
+                           f"document boundary), worst change {_fmt(worst['change'])}{varied}", evidence)
 
 
 @dataclass(frozen=True)
