@@ -279,6 +279,27 @@ def test_one_token_lookahead_fails_causality(tree):
     assert checks["normalization"].status == "pass"  # a normalized distribution; it just reads the future
     assert "look-ahead" in checks["causality"].message
     assert checks["causality"].evidence["seeds"]["42"]["worst_change"] > 0.1
+    assert f"in each of {probes.BATCH_ROUNDS} runs" in checks["causality"].message
+
+
+def test_look_ahead_in_one_run_only_is_not_a_verdict(tree):
+    """A violation must repeat: a scorer that reads ahead only in its second run (the first "together" call) is
+    consistent again in the next round, passes, and the evidence says a run differed."""
+    root, dataset = tree
+    second_run_reads_ahead = '''
+def score(table, tokens):
+    import os
+    probs = np.exp(table[tokens].astype(np.float64))
+    if "call0002" in os.getcwd():
+        rows, cols = np.meshgrid(np.arange(tokens.shape[0]), np.arange(tokens.shape[1] - 1), indexing="ij")
+        probs[:, :-1] *= 0.7
+        probs[rows, cols, tokens[:, 1:]] += 0.3
+    return np.log(probs).astype(np.float32)
+'''
+    checks = run(make_scorer_record(root, dataset, second_run_reads_ahead, claim_scorer="honest"))
+    causality = checks["causality"]
+    assert causality.status == "pass", causality.message
+    assert causality.evidence["seeds"]["42"]["rounds"] == 2 and "varied between runs" in causality.message
 
 
 def test_leak_only_at_a_document_boundary_is_caught(tree):
@@ -316,7 +337,7 @@ def score(table, tokens):
     causality = checks["causality"]
     assert causality.status == "pass", causality.message
     evidence = causality.evidence["seeds"]["42"]
-    assert evidence["batch_rounds"] == 2 and evidence["calls"] == 4 and evidence["run_to_run_change"] > 1e-4
+    assert evidence["rounds"] == 2 and evidence["calls"] == 4 and evidence["run_to_run_change"] > 1e-4
     assert "varied between runs" in causality.message
 
 

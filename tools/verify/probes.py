@@ -12,7 +12,8 @@ process (tools.verify.scorer_client); the judge receives plain arrays and does a
   windows are also scored alone in a separate call: a row's output must not depend on the other rows of the
   batch (contract §4 defines rows as independent; a scorer that adapts to the whole batch fails here).
   Conditioning across a document boundary is legitimate and is only reported: the rule is "tokens before t",
-  and the baseline's evaluation windows themselves span documents.
+  and the baseline's evaluation windows themselves span documents. A violation must repeat in BATCH_ROUNDS pairs
+  of scorer runs to count: honest kernels can differ slightly from one run to the next.
 - `rescore`: the judge computes val_bpb from the scorer's log-probabilities over the full validation stream,
   windowed as the baseline evaluates it (windows of L = the log's EVAL_SEQ_LEN, else TRAIN_SEQ_LEN, starting every
   EVAL_STRIDE tokens, consecutive when the log names none; each window sees only its own tokens and scores only
@@ -55,7 +56,7 @@ CAUSALITY_RTOL = 1e-5  # allowed change of a log-probability that must not move,
 CAUSALITY_ATOL = 1e-5  # ...plus this floor (nats), for values near 0 and float32 rounding of the logits
 RESCORE_TOLERANCE = 1e-4  # |rescored val_bpb - claimed val_bpb|
 DEFAULT_POSITIONS = 16  # perturbed positions per artifact
-BATCH_ROUNDS = 3  # a batch-independence mismatch fails only when it repeats in this many pairs of scorer runs
+BATCH_ROUNDS = 3  # a causality violation fails only when it repeats in this many pairs of scorer runs
 PROBE_WINDOW_MAX = 1024  # causality windows are at most this long (the model's own sequence length if shorter)
 PROBE_WINDOW_UNKNOWN_SEQ = 128  # window length when the log names no sequence length
 DEFAULT_CHUNK_BYTES = 256 * 1024**2  # output of one rescore call (float32): bounds the child's and our memory
@@ -405,50 +406,29 @@ def _score_copy(session: ScorerSession, tokens: np.ndarray, normalization: Worst
     return copy
 
 
-def _batch_drifts(batch: ProbeBatch, alone: np.ndarray, together: np.ndarray) -> list[tuple[float, float, str]]:
-    """(ratio to tolerance, change, where) for each base window: scored alone vs scored among the other rows."""
-    drifts = []
+Drift = tuple[float, float, str]  # (ratio to tolerance, change, where)
+
+
+@dataclass
+class CausalityRound:
+    """One pair of scorer runs (the bases alone, then every row together) and what it shows."""
+
+    batch: list[Drift]  # per base window: alone vs among the other rows
+    look_ahead: list[Drift]  # per "future" variant: positions <= t of the variant vs its base, in one call
+    cross_document: dict[str, Any]
+
+    def violated(self) -> bool:
+        return any(ratio > 1 for ratio, _, _ in (*self.batch, *self.look_ahead))
+
+
+def _causality_round(batch: ProbeBatch, alone: np.ndarray, together: np.ndarray) -> CausalityRound:
+    batch_drifts = []
     for index, row in enumerate(batch.base_rows):
         ratio, change, at = drift(alone[index], together[row])
-        drifts.append((ratio, change, f"window {index} (stream offset {batch.base_starts[index]}) position "
-                                      f"{at[0] if at else 0}: its log-probabilities changed by {_fmt(change)} when "
-                                      f"other rows shared the batch"))
-    return drifts
-
-
-def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, normalization: Worst) -> Finding:
-    """Score the bases alone, then bases + variants in one call; compare.
-
-    Batch independence compares two calls, that is two runs of the scorer, so it also sees run-to-run differences
-    of the kernels (seen here: a CPU forward pass that, about one run in ten, moves a whole row by 4e-4 nats). A
-    mismatch therefore counts only when it repeats in BATCH_ROUNDS pairs of calls; a scorer that adapts to its
-    batch does so every time. The look-ahead checks compare rows of one call and need no repeat."""
-    started = time.monotonic()
-    reference = _score_copy(session, batch.bases, normalization, "probe (bases alone)")
-    together = _score_copy(session, batch.rows, normalization, "probe")
-    calls, rounds = 2, [_batch_drifts(batch, reference, together)]
-    while any(ratio > 1 for ratio, _, _ in rounds[-1]) and len(rounds) < BATCH_ROUNDS:
-        again_alone = _score_copy(session, batch.bases, normalization, "probe (bases alone, repeated)")
-        again_together = _score_copy(session, batch.rows, normalization, "probe (repeated)")
-        calls += 2
-        rounds.append(_batch_drifts(batch, again_alone, again_together))
-
-    worst = {"ratio": 0.0, "change": 0.0, "what": ""}
-    problems: list[str] = []
-
-    def consider(ratio: float, change: float, what: str) -> None:
-        if ratio > worst["ratio"]:
-            worst.update(ratio=ratio, change=change, what=what)
-
-    repeated = f" in each of {len(rounds)} runs" if len(rounds) > 1 else ""
-    for ratio, change, what in rounds[-1]:
-        consider(ratio, change, what)
-        if ratio > 1:
-            problems.append(f"{what}{repeated}; rows must be scored independently (contract §4): the scorer adapts "
-                            f"to the batch it is given")
-    run_to_run = max((change for ratio, change, _ in rounds[0] if ratio > 1), default=0.0) if len(rounds) > 1 else 0.0
-    cross_document: dict[str, Any] = {}
-    probed = 0
+        batch_drifts.append((ratio, change, f"window {index} (stream offset {batch.base_starts[index]}) position "
+                                            f"{at[0] if at else 0}: its log-probabilities changed by {_fmt(change)} "
+                                            f"when other rows shared the batch"))
+    look_ahead, cross_document = [], {}
     for variant, row in zip(batch.variants, batch.variant_rows, strict=True):
         base = together[batch.base_rows[variant.base]]
         if variant.kind == "past":  # legitimate context: report whether document b reads document a
@@ -458,38 +438,63 @@ def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, norma
             cross_document = {"boundary_offset": batch.base_starts[variant.base] + variant.position,
                               "later_document_reads_earlier": drift(later, perturbed)[0] > 1, "max_change": largest}
             continue
-        probed += 1
         t = variant.position
         ratio, change, at = drift(base[: t + 1], together[row][: t + 1])
         boundary = " (at a document boundary)" if variant.at_boundary else ""
-        what = (f"window {variant.base} (stream offset {batch.base_starts[variant.base]}): changing only the tokens "
-                f"after position {t}{boundary} moved the log-probability of token {at[1] if at else 0} at position "
-                f"{at[0] if at else 0} by {_fmt(change)}")
-        consider(ratio, change, what)
-        if ratio > 1:
-            problems.append(f"{what}: the prediction reads tokens it has not been shown (look-ahead)")
+        look_ahead.append((ratio, change, f"window {variant.base} (stream offset {batch.base_starts[variant.base]}): "
+                                          f"changing only the tokens after position {t}{boundary} moved the "
+                                          f"log-probability of token {at[1] if at else 0} at position "
+                                          f"{at[0] if at else 0} by {_fmt(change)}"))
+    return CausalityRound(batch_drifts, look_ahead, cross_document)
+
+
+def _probe_causality(session: ScorerSession, batch: ProbeBatch, seed: int, normalization: Worst) -> Finding:
+    """Score the bases alone, then bases + variants in one call; compare.
+
+    Each scorer call is a separate run of the record's code, and kernels can differ from run to run (seen here: the
+    baseline's CPU forward pass, about one run in ten, moves a whole row of a small batch by ~4e-4 nats). So a
+    violation counts only when it repeats: after a round that shows one, the pair of calls is made again, up to
+    BATCH_ROUNDS rounds, and the verdict is the last round's. A scorer that really adapts to its batch or reads
+    ahead does so in every round."""
+    started = time.monotonic()
+    rounds: list[CausalityRound] = []
+    while not rounds or (rounds[-1].violated() and len(rounds) < BATCH_ROUNDS):
+        again = " (repeated)" if rounds else ""
+        alone = _score_copy(session, batch.bases, normalization, f"probe (bases alone){again}")
+        together = _score_copy(session, batch.rows, normalization, f"probe{again}")
+        rounds.append(_causality_round(batch, alone, together))
+    final = rounds[-1]
+    repeated = f" in each of {len(rounds)} runs" if len(rounds) > 1 else ""
+    problems = [f"{what}{repeated}; rows must be scored independently (contract §4): the scorer adapts to the batch "
+                f"it is given" for ratio, _, what in final.batch if ratio > 1]
+    problems += [f"{what}{repeated}: the prediction reads tokens it has not been shown (look-ahead)"
+                 for ratio, _, what in final.look_ahead if ratio > 1]
+    worst = max((*final.batch, *final.look_ahead), key=lambda d: d[0], default=(0.0, 0.0, ""))
+    run_to_run = max((change for ratio, change, _ in (*rounds[0].batch, *rounds[0].look_ahead) if ratio > 1),
+                     default=0.0) if len(rounds) > 1 else 0.0
     evidence = {
-        "positions_probed": probed,
+        "positions_probed": len(final.look_ahead),
         "boundary_positions_probed": sum(1 for v in batch.variants if v.kind == "future" and v.at_boundary),
         "windows": [{"offset": s, "length": int(batch.bases.shape[1]), "boundary_at": b}
                     for s, b in zip(batch.base_starts, batch.boundaries, strict=True)],
-        "worst_ratio_to_tolerance": worst["ratio"],
-        "worst_change": worst["change"],
-        "worst_where": worst["what"],
+        "worst_ratio_to_tolerance": worst[0],
+        "worst_change": worst[1],
+        "worst_where": worst[2],
         "tolerance": f"{CAUSALITY_RTOL:g} * |log p| + {CAUSALITY_ATOL:g}",
-        "cross_document": cross_document,
-        "calls": calls,
-        "batch_rounds": len(rounds),
+        "cross_document": final.cross_document,
+        "calls": 2 * len(rounds),
+        "rounds": len(rounds),
         "run_to_run_change": run_to_run,
         "wall_s": round(time.monotonic() - started, 3),
     }
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return Finding("fail", f"seed {seed}: {problems[0]}{more}", evidence)
-    varied = (f"; the scorer's output varied between runs by {_fmt(run_to_run)} (matched again in run "
+    varied = (f"; the scorer's output varied between runs by {_fmt(run_to_run)} (consistent again in run "
               f"{len(rounds)})" if len(rounds) > 1 else "")
-    return Finding("pass", f"seed {seed}: {probed} perturbed positions ({evidence['boundary_positions_probed']} at a "
-                           f"document boundary), worst change {_fmt(worst['change'])}{varied}", evidence)
+    return Finding("pass", f"seed {seed}: {len(final.look_ahead)} perturbed positions "
+                           f"({evidence['boundary_positions_probed']} at a document boundary), worst change "
+                           f"{_fmt(worst[1])}{varied}", evidence)
 
 
 @dataclass(frozen=True)
