@@ -68,6 +68,15 @@ def test_zero_variance_below_threshold_is_suspicious():
     assert out["p"] is None  # never a p of 0 from a degenerate t
 
 
+def test_identical_scores_whose_float_mean_is_off_by_an_ulp_are_still_zero_variance():
+    """Found by hypothesis in CI: the mean of three copies of this value is 1.1e-16 below it, which made a std of
+    ~1e-16 and a 'significant' t-test out of identical scores."""
+    value = 0.7231627240647371
+    assert sum([value] * 3) / 3 != value  # the premise: float rounding moves the mean
+    out = significance_test([value] * 3, 1.0, DELTA, ALPHA)
+    assert out["status"] == "fail" and "zero variance across seeds" in out["reason"] and out["std"] == 0.0
+
+
 def test_zero_variance_above_threshold_fails():
     out = significance_test([1.3, 1.3, 1.3], SOTA, DELTA, ALPHA)
     assert out["status"] == "fail" and "zero variance" in out["reason"]

@@ -95,7 +95,10 @@ def significance_test(
     out["mean"], out["margin"] = mean, threshold - mean
     if len(values) < 2:
         return verdict("fail", "one seed: no spread to test against, a t-test needs at least two")
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    # Identical scores have zero spread even where their float mean is one ulp off them (then the sum of squares
+    # would give a std of ~1e-16 and a "significant" t-test).
+    identical = max(values) == min(values)
+    std = 0.0 if identical else math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
     out["std"], out["df"] = std, len(values) - 1
 
     if std == 0.0:
