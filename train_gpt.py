@@ -412,7 +412,9 @@ class GPT(nn.Module):
         cap, weight = self.cfg["logit_softcap"], self.tok_emb.weight.to(x.dtype)
         if cap <= 0:
             return F.linear(rms_norm(x), weight).float()
-        return cap * torch.tanh(F.linear(rms_norm(x) / cap, weight).float())  # cap * tanh(logits / cap)
+        # cap * tanh(logits / cap), written as 2 sigmoid(2z) - 1: on this CPU torch.tanh (float32) took, in about one
+        # process of a hundred, a path 1000x less accurate (7.8e-6), so the judge's scorer run disagreed with the log.
+        return cap * (2.0 * torch.sigmoid(2.0 * F.linear(rms_norm(x) / cap, weight).float()) - 1.0)
 
     def forward(self, idx: Tensor, targets: Tensor) -> Tensor:
         logits = self.logits(idx)

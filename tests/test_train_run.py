@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "train_gpt.py"
 SEQ_LEN = 32
 EVAL_STRIDE = 12  # the runs below score with overlapping windows
+# A score computed here vs the one a trainer process logged: equal up to float32 kernels that, rarely, differ from
+# one process to the next on this CPU (seen: 1.1e-6 bpb; see tools/verify/probes.py, BATCH_ROUNDS).
+CROSS_PROCESS_BPB = 1e-5
 TINY = dict(NUM_LAYERS="2", MODEL_DIM="32", NUM_HEADS="2", NUM_KV_HEADS="1", TRAIN_SEQ_LEN=str(SEQ_LEN), EVAL_STRIDE=str(EVAL_STRIDE),
             TRAIN_BATCH_TOKENS="256", VAL_BATCH_TOKENS="512", ITERATIONS="12", MAX_WALLCLOCK_SECONDS="0",
             TRAIN_LOG_EVERY="5", WARMUP_STEPS="3", TORCH_NUM_THREADS="1", SEED="7", BIGRAM_BUCKETS="64",
@@ -170,7 +173,7 @@ def test_artifact_round_trips_to_the_logged_score(trained):
     model = train_gpt.load_artifact(artifact)
     loss, bpb, scored = train_gpt.eval_val(model, val, SEQ_LEN, EVAL_STRIDE, 512, manifest["val_bytes"])
     assert scored == manifest["val_tokens"] - 1
-    assert bpb == pytest.approx(final_bpb(text), abs=1e-6)
+    assert bpb == pytest.approx(final_bpb(text), abs=CROSS_PROCESS_BPB)
 
 
 def test_score_entry_point_is_normalized_and_causal(trained, tmp_path):
@@ -309,7 +312,7 @@ def test_two_process_gloo_ddp(tmp_path):
     manifest = json.loads((data / "manifest.json").read_text())
     val = torch.from_numpy(train_gpt.read_shard(data / "val_000000.bin").astype(np.int64))
     model = train_gpt.load_artifact(tmp_path / "logs" / "ddp" / "final_model.int8.ptz")
-    assert train_gpt.eval_val(model, val, SEQ_LEN, EVAL_STRIDE, 512, manifest["val_bytes"])[1] == pytest.approx(final_bpb(text), abs=1e-6)
+    assert train_gpt.eval_val(model, val, SEQ_LEN, EVAL_STRIDE, 512, manifest["val_bytes"])[1] == pytest.approx(final_bpb(text), abs=CROSS_PROCESS_BPB)
 
 
 def test_ranks_read_disjoint_slices_of_the_stream(tmp_path):
