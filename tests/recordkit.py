@@ -468,8 +468,8 @@ def make_record(
         if log_name not in missing:
             (folder / log_name).write_text(log_text, encoding="utf-8")
         for extra_name, extra_seed in (extra_logs or {}).items():
-            if extra_seed == seed:
-                (folder / extra_name).write_text(log_text, encoding="utf-8")
+            if extra_seed == seed:  # a real rerun: the same seed, not the same bytes (a byte copy counts once)
+                (folder / extra_name).write_text(log_text + "rerun of the same seed\n", encoding="utf-8")
         if artifacts:
             size = (artifact_file_bytes or {}).get(seed, n_model)
             artifact = folder / f"final_model_seed{seed}.int8.ptz"

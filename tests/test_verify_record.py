@@ -288,6 +288,15 @@ def test_rerun_of_the_same_seed_fails_seeds_distinct(root):
     only_fails(verify(root, folder), "seeds_distinct", "train_seed42.log", "train_seed42_rerun.log", "seed 42")
 
 
+def test_a_byte_copy_of_a_log_counts_once_and_is_said(root):
+    folder = make_record(root)
+    (folder / "train.log").write_bytes((folder / "train_seed42.log").read_bytes())
+    report = verify(root, folder)
+    assert report.ok, [(c.id, c.status, c.message) for c in report.checks]
+    assert "train.log is a byte copy of train_seed42.log (counted once)" in report.get("files").message
+    assert report.stats["n"] == 3
+
+
 def test_two_seeds_fail_min_seeds(root):
     only_fails(verify(root, make_record(root, seeds=(42, 1337))), "min_seeds", "2 scored seed", "minimum 3")
 

@@ -60,6 +60,10 @@ def legacy_submission(document: Mapping[str, Any], where: str | Path = "submissi
             unknown.append("date")
         numbers = {field: top(field, _number) for field in _TOP_NUMBERS}
         raw_results = _raw_seed_results(document.get("seed_results"))
+        if raw_results is None and isinstance(document.get("seeds"), dict):
+            # `"seeds": {"0": {...}, "42": {...}}`: the per-seed results under the seeds' own key.
+            raw_results = _raw_seed_results(document["seeds"])
+            document = {key: value for key, value in document.items() if key != "seeds"}
         seeds = _seeds(document, raw_results)
         if not seeds:
             unknown.append("seeds")
@@ -67,9 +71,11 @@ def legacy_submission(document: Mapping[str, Any], where: str | Path = "submissi
             unknown.append("seed_results")
         shared = {field: _first(document, _SEED_ALIASES[field], field) for field in _SHARED_SIZES}
         results = {}
+        shared_fields: set[str] = set()
         for seed in seeds:
-            result, missing = _seed_result(seed, (raw_results or {}).get(seed), shared)
+            result, missing, inherited = _seed_result(seed, (raw_results or {}).get(seed), shared)
             results[seed] = result
+            shared_fields.update(inherited)
             unknown.extend(f"seed_results.{seed}.{field}" for field in missing)
     except _Wrong as problem:
         raise RecordError(where, f"{problem} (legacy submission.json: no `schema` field)") from None
@@ -80,6 +86,7 @@ def legacy_submission(document: Mapping[str, Any], where: str | Path = "submissi
         seed_results=results,
         legacy=True,
         unknown_fields=tuple(unknown),
+        shared_fields=tuple(sorted(shared_fields)),
         **text,
         **numbers,
     )
@@ -194,15 +201,18 @@ def _seeds(document: Mapping[str, Any], raw_results: dict[int, Any] | None) -> t
     return seeds
 
 
-def _seed_result(seed: int, entry: Any, shared: Mapping[str, Any]) -> tuple[SeedResult, list[str]]:
+def _seed_result(seed: int, entry: Any, shared: Mapping[str, Any]) -> tuple[SeedResult, list[str], list[str]]:
+    """(the seed's result, fields unknown for it, fields it took from the file's top level)."""
     prefix = f"seed_results.{seed}."
     if entry is None:
         entry = {}
     elif not isinstance(entry, dict):
         entry = {"val_bpb": entry}  # {"42": 1.121}: a bare number is the seed's score
     values = {field: _first(entry, aliases, field, prefix) for field, aliases in _SEED_ALIASES.items()}
+    inherited = []
     for field, value in shared.items():
-        if values[field] is None:
+        if values[field] is None and value is not None:
             values[field] = value
+            inherited.append(field)
     missing = [field for field, value in values.items() if value is None]
-    return SeedResult(seed=seed, **values), missing
+    return SeedResult(seed=seed, **values), missing, inherited

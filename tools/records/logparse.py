@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tools.records.model import CurvePoint, ParsedLog, RecordError
+from tools.records.model import CurvePoint, FinalScore, ParsedLog, RecordError
 from tools.records.paths import read_regular_file
 
 SEPARATOR = "=" * 100
@@ -38,6 +38,10 @@ _STEP_LINE_RE = re.compile(
     rf"(?: train_time:({_NUMBER})ms)?(?: step_avg:{_NUMBER}ms)?\Z"
 )
 _BYTES_LINE_RE = re.compile(r"(Serialized model|Code size|Total submission size)\b([^:]*):\s*(\d+)\s*bytes\b")
+_BARE_STEP_RE = re.compile(r"\d+/\d+ ")  # the April format: `4988/20000 val_loss: 2.81 val_bpb: 1.09`
+_SPACED_KEY_RE = re.compile(r"(?<![^\s])([A-Za-z_][\w.\-/]*): (?=\S)")
+_MINUTES_RE = re.compile(r"(" + _NUMBER + r")m\Z")
+_HYPERPARAMETER_LINE_RE = re.compile(r"([A-Za-z_][\w.\-]*): ?(.*)\Z")
 _UNESCAPE_RE = re.compile(r"\\(.)")
 
 # Every ParsedLog field that can be unknown; those still None after parsing are listed in `missing`.
@@ -73,6 +77,12 @@ def parse_tokens(text: str) -> dict[str, str]:
     return tokens
 
 
+def spaced_keys(line: str) -> str:
+    """`train_time: 588103ms step: 4988/20000` -> `train_time:588103ms step:4988/20000` (the April public format
+    puts a space after the colon; the values are the same)."""
+    return _SPACED_KEY_RE.sub(r"\1:", line)
+
+
 def parse_log(path: str | Path, *, follow_symlinks: bool = True, max_bytes: int = MAX_LOG_BYTES) -> ParsedLog:
     """Parse a log file. RecordError when it cannot be read at all: missing, not a regular file, a refused
     symlink, empty, binary (NUL bytes) or not UTF-8. A log over `max_bytes` is parsed up to the cap, with a warning."""
@@ -90,9 +100,9 @@ def parse_log(path: str | Path, *, follow_symlinks: bool = True, max_bytes: int 
         warnings.append(f"log is larger than {max_bytes} bytes; only the first {len(data)} bytes were read")
     text = decode_log(data, path)
     parsed = parse_log_text(text, str(path))
-    if warnings:
-        parsed = dataclasses.replace(parsed, warnings=(*warnings, *parsed.warnings))
-    return parsed
+    return dataclasses.replace(
+        parsed, warnings=(*warnings, *parsed.warnings), content_sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
 def decode_log(data: bytes, where: str | Path) -> str:
@@ -110,9 +120,18 @@ def decode_log(data: bytes, where: str | Path) -> str:
         raise RecordError(f"{where}:{line}", f"not UTF-8 (invalid byte at offset {problem.start})") from None
 
 
+_TIMESTAMP_PREFIX_RE = re.compile(r"^\d{9,11}\.\d{1,6} ", re.MULTILINE)
+
+
 def parse_log_text(text: str, path: str = "") -> ParsedLog:
     """Parse a log already in memory. Never raises on any text; see the module docstring for the rules."""
+    prefix_notes = []
+    if _TIMESTAMP_PREFIX_RE.match(text):
+        # Some public logs prefix every line with a Unix time (`1776142360.538 step:...`); the lines are the same.
+        text = _TIMESTAMP_PREFIX_RE.sub("", text)
+        prefix_notes.append("every line starts with a Unix timestamp; read without it")
     code, body, first_line, notes = _split_code(text)
+    notes = prefix_notes + notes
     reader = _LogReader(path, first_line)
     reader.read(body.split("\n"))
     return reader.result(code, notes)
@@ -122,8 +141,13 @@ _LOGGED_SHA_RE = re.compile(r"^code_sha256:([0-9a-f]{64})\b", re.MULTILINE)
 _MAX_SEPARATOR_CANDIDATES = 16
 
 
+_SOURCE_BLOCK = _SEPARATOR_LINE + "Source code:" + _SEPARATOR_LINE
+
+
 def _split_code(text: str) -> tuple[str | None, str, int, list[str]]:
     """(code, the lines after it, the file line number of the first of them, notes about the code)."""
+    if text.startswith(SEPARATOR + "\n"):
+        return _split_headed(text)
     code = extract_code(text)
     if code is None:
         return None, text, 1, ["no code block: no line of 100 '=' after the source; read every line"]
@@ -145,6 +169,22 @@ def _split_code(text: str) -> tuple[str | None, str, int, list[str]]:
             start = later + 1
     body = text[end + len(_SEPARATOR_LINE) :]
     return code, body, code.count("\n") + 3, notes  # the code's lines, the blank line, the separator
+
+
+def _split_headed(text: str) -> tuple[str | None, str, int, list[str]]:
+    """Logs that open with a header line of 100 '=' (the April public format): a `Hyperparameters:` block, then
+    optionally `Source code:` between two separators and the code up to the next one. The opening header is not the
+    end of a code block; without a `Source code:` block the log embeds no code and every line is read."""
+    start = text.find(_SOURCE_BLOCK)
+    if start < 0:
+        return None, text, 1, ["no code block: the log opens with a header of 100 '=' and has no 'Source code:' block"]
+    code_start = start + len(_SOURCE_BLOCK)
+    end = text.find(_SEPARATOR_LINE, code_start)
+    if end < 0:
+        return None, text, 1, ["the 'Source code:' block has no closing line of 100 '='; read every line"]
+    # Lines before the code (the hyperparameters) and after it are both the log's own; the code is cut out.
+    body = text[:start] + "\n" + text[end + len(_SEPARATOR_LINE) :]
+    return text[code_start:end], body, 1, []
 
 
 def _number(value: str | None) -> float | None:
@@ -188,20 +228,33 @@ class _LogReader:
         self.exact_line: tuple[int, str, dict[str, str]] | None = None
         self.exact_scores: list[tuple[str, float | None]] = []  # every _exact line, in order
         self.final_line: tuple[int, str, dict[str, str]] | None = None
+        self.finals: list[tuple[int, FinalScore]] = []  # every readable final-evaluation line, with its index
         self.eval_time_by_label: dict[str, float] = {}  # evaluation name -> eval_time of its last line
         self.twin_eval_time: float | None = None  # eval_time of the score line's non-_exact twin
 
     # -- the pass ---------------------------------------------------------------------------------------------
     def read(self, lines: list[str]) -> None:
+        in_block = False  # inside a `Hyperparameters:` block of indented `key: value` lines
         for index, raw in enumerate(lines):
             line = raw.strip()
-            if not line or line.startswith("diagnostic"):
+            if in_block:
+                if raw[:1] in (" ", "\t") and line:
+                    self._hyperparameter(index, line)
+                    continue
+                in_block = False
+            if not line or line[:10].lower() == "diagnostic":
                 continue
             head = line[:4]
             if head == "step":
                 if line.startswith("step:"):
                     self._step(index, line)
                     continue
+            elif head[:1].isdigit() and _BARE_STEP_RE.match(line):
+                self._step(index, "step:" + spaced_keys(line))
+                continue
+            elif line == "Hyperparameters:":
+                in_block = True
+                continue
             elif head == "stop" and line.startswith("stopping_early"):
                 self._stopping_early(index, line)
                 continue
@@ -226,6 +279,9 @@ class _LogReader:
             step_text, planned_text = match.groups()
             tokens = parse_tokens(line[match.end() :])
             train_time = _milliseconds(tokens.get("train_time"))
+            if train_time is None and tokens.get("train_time"):
+                minutes = _MINUTES_RE.match(tokens["train_time"])  # April progress lines: `train_time: 9.8m`
+                train_time = float(minutes.group(1)) * 60_000.0 if minutes else None
             train_loss, val_loss, val_bpb = (_number(tokens.get(k)) for k in ("train_loss", "val_loss", "val_bpb"))
         step = int(step_text)
         if train_time is not None:
@@ -235,9 +291,25 @@ class _LogReader:
         if train_loss is not None or val_loss is not None or val_bpb is not None:
             self.curve.append(CurvePoint(step, train_loss, val_loss, val_bpb, train_time))
 
+    def _hyperparameter(self, index: int, line: str) -> None:
+        match = _HYPERPARAMETER_LINE_RE.match(line)
+        if not match:
+            return
+        key, value = match.groups()
+        self.hyperparameters.setdefault(key, value)
+        if key == "seed":
+            self._set(index, "seed", value, _integer)
+        elif key == "run_id":
+            self._set(index, "run_id", value, str)
+        elif key in ("datasets_dir", "data_path") and value.strip():
+            folder = value.strip().rstrip("/").rsplit("/", 1)[-1]
+            if folder.startswith("fineweb"):  # a dataset folder's name, not a scratch folder's (`pgolf_data`)
+                self.values.setdefault("wild_dataset_name", folder)
+
     def _stopping_early(self, index: int, line: str) -> None:
         self.stopped_early = True
         self.training_ended_at = index
+        line = spaced_keys(line)
         tokens = parse_tokens(line)
         train_time = _milliseconds(tokens.get("train_time"))
         if train_time is None:
@@ -254,6 +326,9 @@ class _LogReader:
             return False
         kind, count = match.group(1), int(match.group(3))
         field = {"Serialized model": "model_bytes", "Code size": "code_size_line", "Total submission size": "bytes_total"}
+        if kind == "Code size" and "compressed" in match.group(2) and "uncompressed" not in match.group(2):
+            self.values["code_bytes_compressed"] = count  # `Code size (compressed)`: a self-extracting form's size
+            return True
         # The last one wins: the public script logs the raw size first, then the compressed one.
         self.values[field[kind]] = count
         return True
@@ -261,7 +336,7 @@ class _LogReader:
     def _metadata(self, index: int, line: str) -> bool:
         key, _, rest = line.partition(":")
         if key in ("run_id", "seed"):
-            tokens = parse_tokens(line)
+            tokens = parse_tokens(spaced_keys(line))
             self._set(index, "run_id", tokens.get("run_id"), str)
             self._set(index, "seed", tokens.get("seed"), _integer)
         elif key == "code_sha256":
@@ -334,6 +409,10 @@ class _LogReader:
         words = line.split()
         qualifiers = next((i for i, word in enumerate(words) if ":" in word), len(words))
         twin = " ".join([label.removesuffix("_exact"), *words[1:qualifiers]])
+        name = " ".join([label, *words[1:qualifiers]])
+        if _number(tokens.get("val_bpb")) is not None:
+            self.finals.append((index, FinalScore(name, _number(tokens.get("val_bpb")), _number(tokens.get("val_loss")),
+                                                  line, eval_time)))
         if label.endswith("_exact"):
             self.exact_line = (index, line, tokens)
             self.exact_scores.append((" ".join([label, *words[1:qualifiers]]), _number(tokens.get("val_bpb"))))
@@ -402,6 +481,7 @@ class _LogReader:
             "stopped_early": self.stopped_early,
             "model_bytes": values.get("model_bytes"),
             "code_bytes": code_bytes,
+            "code_bytes_compressed": values.get("code_bytes_compressed"),
             "bytes_total": values.get("bytes_total"),
             "code_sha256": values.get("code_sha256"),
             "dataset_name": values.get("dataset_name", values.get("wild_dataset_name")),
@@ -419,6 +499,7 @@ class _LogReader:
             curve=tuple(self.curve),
             contract_format=self.contract_format,
             exact_scores=tuple(self.exact_scores),
+            final_scores=tuple(final for index, final in self.finals if index > self.training_ended_at),
             missing=missing,
             warnings=tuple(self.warnings),
             **fields,

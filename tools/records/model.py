@@ -8,6 +8,7 @@ the judge (tools.verify) reads them and returns CheckResults, the publisher (too
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class Significance:
     test: str  # "one_sided_t"
     alpha: float  # 0.01
     min_improvement: float  # 0.005: the candidate must beat SOTA - min_improvement
+    enforce: bool = True  # False: the test is computed and reported (a historical ruleset), never a failure
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Track:
     train_time_cap_s: float | None  # None: no cap (non-record track)
     eval_time_cap_s: float | None
     artifact_cap_bytes: int  # decimal; equal passes, one more fails
-    code_line_cap: int
+    code_line_cap: int | None  # None: the ruleset caps no record's code (the public one caps only its baseline)
     dataset: str  # dataset folder name under data/datasets/
     tokenizer: str
     min_seeds: int
@@ -55,6 +57,23 @@ class Track:
     reproduce_tolerance_bpb: float
     significance: Significance
     env: Mapping[str, str] = field(default_factory=dict)
+    # What a ruleset may add (defaults are our own tracks' strict rules; see records/parameter-golf.toml):
+    aliases: tuple[str, ...] = ()  # other names submission.json may give this track
+    dataset_variants: tuple[str, ...] = ()  # other datasets a record may use (a changed tokenizer: audit it)
+    train_time_grace_s: float = 0.0  # the step that crosses the cap may finish past it: warned up to this
+    artifact_counts: str = "every_shipped_file"  # or "code_and_model": see tools.verify.checks.budgets
+    compressed_code: bool = False  # code may be counted in a logged self-extracting compressed form
+    entry_scripts: tuple[str, ...] = ("train_gpt.py",)  # names of the record's training script, in preference order
+    claim_min_decimals: int = 4  # a claimed score must be printed to at least this many decimals
+    ruleset: str = "tracks"  # the name of the table the track came from
+
+    def accepts_track_name(self, name: str) -> bool:
+        """The folder's id or one of the ruleset's aliases (`*` in an alias is a wildcard)."""
+        return name == self.id or any(fnmatch.fnmatchcase(name, alias) for alias in self.aliases)
+
+    def dataset_is_variant(self, name: str) -> bool:
+        """Another dataset the ruleset allows (a changed tokenizer: legal, flagged for the tokenizer audit)."""
+        return name != self.dataset and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.dataset_variants)
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,9 @@ class Submission:
     seed_results: Mapping[int, SeedResult]
     legacy: bool = False
     unknown_fields: tuple[str, ...] = ()  # fields a legacy file did not have
+    # Sizes a legacy file gave once at its top level and that every seed inherited: they belong to one run (the
+    # headline or best seed), so a judge matches them against any seed's log, not each.
+    shared_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,17 @@ class CurvePoint:
     val_loss: float | None = None
     val_bpb: float | None = None
     train_time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class FinalScore:
+    """One final-evaluation line after training ended (a log may print several: round trip, sliding window, TTT)."""
+
+    label: str  # the evaluation's name: the words before the first key:value
+    val_bpb: float | None
+    val_loss: float | None
+    line: str
+    eval_time_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +153,8 @@ class ParsedLog:
     eval_time_ms: float | None = None
     stopped_early: bool = False
     model_bytes: int | None = None  # "Serialized model ...: N bytes"
-    code_bytes: int | None = None
+    code_bytes: int | None = None  # the raw code size the script logged
+    code_bytes_compressed: int | None = None  # "Code size (compressed)": the size of a self-extracting compressed form
     bytes_total: int | None = None  # "Total submission size ...: N bytes"
     code_sha256: str | None = None  # as logged by the script
     dataset_name: str | None = None
@@ -136,6 +170,8 @@ class ParsedLog:
     warnings: tuple[str, ...] = ()
     contract_format: bool = False  # written by our trainer (docs/CONTRACTS.md §2): it logs code_sha256
     exact_scores: tuple[tuple[str, float | None], ...] = ()  # every final `*_exact` line: (evaluation name, val_bpb)
+    final_scores: tuple[FinalScore, ...] = ()  # every final-evaluation line after training, in order
+    content_sha256: str | None = None  # of the whole file: a log shipped twice under two names is one run
 
 
 @dataclass(frozen=True)
@@ -153,6 +189,7 @@ class Record:
     # Added by the loader (defaults keep older constructors working):
     log_errors: Mapping[str, str] = field(default_factory=dict)  # log file -> why it could not be read at all
     symlinks: tuple[str, ...] = ()  # entries that are symbolic links (listed in `files`, never read through)
+    submission_file: str = "submission.json"  # or the one `submission_*.json` a public record ships instead
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def load_record(folder: str | Path, records_root: str | Path | None = None) -> R
 
     files, symlinks = _walk(resolved)
     linked = set(symlinks)
-    submission, submission_error = _submission(resolved, linked)
+    submission_file = submission_file_name(files)
+    submission, submission_error = _submission(resolved, linked, submission_file)
     logs: dict[str, ParsedLog] = {}
     log_errors: dict[str, str] = {}
     for name in files:
@@ -81,6 +82,7 @@ def load_record(folder: str | Path, records_root: str | Path | None = None) -> R
         files=files,
         log_errors=log_errors,
         symlinks=symlinks,
+        submission_file=submission_file,
     )
 
 
@@ -104,9 +106,17 @@ def _walk(folder: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(files)), tuple(sorted(symlinks))
 
 
-def _submission(folder: Path, linked: set[str]) -> tuple[Submission | None, str | None]:
-    path = folder / SUBMISSION_FILE
-    if SUBMISSION_FILE in linked:
+def submission_file_name(files: tuple[str, ...]) -> str:
+    """submission.json; else the one top-level `submission_*.json` (public records named it submission_jepa.json)."""
+    if SUBMISSION_FILE in files:
+        return SUBMISSION_FILE
+    others = [name for name in files if "/" not in name and name.startswith("submission") and name.endswith(".json")]
+    return others[0] if len(others) == 1 else SUBMISSION_FILE
+
+
+def _submission(folder: Path, linked: set[str], name: str = SUBMISSION_FILE) -> tuple[Submission | None, str | None]:
+    path = folder / name
+    if name in linked:
         return None, f"{path}: symbolic link; not read"
     if not path.is_file():
         return None, f"{path}: missing"

@@ -25,6 +25,8 @@ from tools.records.model import RecordError, Significance, Track
 _TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SIGNIFICANCE_METRICS = ("val_bpb", "val_loss")
 SIGNIFICANCE_TESTS = ("one_sided_t",)
+# How the artifact cap counts a record's files (tools.verify.checks.budgets.counted_files says exactly which).
+ARTIFACT_COUNTS = ("every_shipped_file", "code_and_model")
 
 
 class _Invalid(Exception):
@@ -94,6 +96,12 @@ def _string_table(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected an array of strings, got {_type_name(value)}")
+    return tuple(_string(item) for item in value)
+
+
 def _type_name(value: Any) -> str:
     return {dict: "a table", list: "an array", bool: "a boolean", str: "a string", int: "an integer",
             float: "a float"}.get(type(value), type(value).__name__)
@@ -107,7 +115,7 @@ _TRACK_KEYS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "train_time_cap_s": (_number(positive=True), False),
     "eval_time_cap_s": (_number(positive=True), False),
     "artifact_cap_bytes": (_integer(1), True),
-    "code_line_cap": (_integer(1), True),
+    "code_line_cap": (_integer(1), False),  # absent: no cap on a record's code (the public ruleset)
     "dataset": (_string, True),
     "tokenizer": (_string, True),
     "min_seeds": (_integer(1), True),
@@ -116,12 +124,20 @@ _TRACK_KEYS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "reproduce_tolerance_bpb": (_number(), True),
     "significance": (None, True),  # a sub-table, checked by _significance
     "env": (_string_table, False),
+    "aliases": (_string_list, False),
+    "dataset_variants": (_string_list, False),
+    "train_time_grace_s": (_number(), False),
+    "artifact_counts": (_choice(ARTIFACT_COUNTS), False),
+    "compressed_code": (_boolean, False),
+    "entry_scripts": (_string_list, False),
+    "claim_min_decimals": (_integer(0), False),
 }
 _SIGNIFICANCE_KEYS: dict[str, Callable[[Any], Any]] = {
     "metric": _choice(SIGNIFICANCE_METRICS),
     "test": _choice(SIGNIFICANCE_TESTS),
     "alpha": _number(positive=True, below_one=True),
     "min_improvement": _number(),
+    "enforce": _boolean,
 }
 
 
@@ -148,14 +164,25 @@ def _fields(table: Mapping[str, Any], keys: Mapping[str, Any], required: set[str
 def _significance(value: Any, where: str) -> Significance:
     if not isinstance(value, dict):
         raise _Invalid(f"{where}: expected a table, got {_type_name(value)}")
-    return Significance(**_fields(value, _SIGNIFICANCE_KEYS, set(_SIGNIFICANCE_KEYS), where))
+    required = set(_SIGNIFICANCE_KEYS) - {"enforce"}
+    return Significance(**_fields(value, _SIGNIFICANCE_KEYS, required, where))
 
 
-def parse_tracks(document: Mapping[str, Any]) -> dict[str, Track]:
-    """Validate an already-parsed TOML document; raises `_Invalid` naming `tracks.<id>.<key>`."""
-    unknown = sorted(set(document) - {"tracks"})
+_RULESET_KEYS: dict[str, Callable[[Any], Any]] = {"name": _string, "description": _string, "source": _string}
+
+
+def parse_tracks(document: Mapping[str, Any], default_name: str = "tracks") -> dict[str, Track]:
+    """Validate an already-parsed TOML document; raises `_Invalid` naming `tracks.<id>.<key>`.
+
+    An optional `[ruleset]` table names the rules (`name`, `description`, `source`); the default name is the file's.
+    """
+    unknown = sorted(set(document) - {"tracks", "ruleset"})
     if unknown:
-        raise _Invalid(f"{unknown[0]}: unknown top-level key (only [tracks.<id>] tables are allowed)")
+        raise _Invalid(f"{unknown[0]}: unknown top-level key (only [ruleset] and [tracks.<id>] tables are allowed)")
+    header = document.get("ruleset", {})
+    if not isinstance(header, dict):
+        raise _Invalid(f"ruleset: expected a table, got {_type_name(header)}")
+    ruleset_name = _fields(header, _RULESET_KEYS, set(), "ruleset").get("name", default_name)
     tables = document.get("tracks")
     if not isinstance(tables, dict) or not tables:
         raise _Invalid("tracks: no [tracks.<id>] tables")
@@ -176,7 +203,7 @@ def parse_tracks(document: Mapping[str, Any]) -> dict[str, Track]:
             train_time_cap_s=values.get("train_time_cap_s"),
             eval_time_cap_s=values.get("eval_time_cap_s"),
             artifact_cap_bytes=values["artifact_cap_bytes"],
-            code_line_cap=values["code_line_cap"],
+            code_line_cap=values.get("code_line_cap"),
             dataset=values["dataset"],
             tokenizer=values["tokenizer"],
             min_seeds=values["min_seeds"],
@@ -185,8 +212,26 @@ def parse_tracks(document: Mapping[str, Any]) -> dict[str, Track]:
             reproduce_tolerance_bpb=values["reproduce_tolerance_bpb"],
             significance=_significance(table["significance"], f"{where}.significance"),
             env=types.MappingProxyType(values.get("env", {})),  # read-only: tracks are shared
+            aliases=values.get("aliases", ()),
+            dataset_variants=values.get("dataset_variants", ()),
+            train_time_grace_s=values.get("train_time_grace_s", 0.0),
+            artifact_counts=values.get("artifact_counts", ARTIFACT_COUNTS[0]),
+            compressed_code=values.get("compressed_code", False),
+            entry_scripts=values.get("entry_scripts", ("train_gpt.py",)),
+            claim_min_decimals=values.get("claim_min_decimals", 4),
+            ruleset=ruleset_name,
         )
+    _refuse_shared_names(result)
     return result
+
+
+def _refuse_shared_names(tracks: Mapping[str, Track]) -> None:
+    """A name (id or alias) must mean one track, or a submission's `track` would be ambiguous."""
+    owner: dict[str, str] = {}
+    for track in tracks.values():
+        for name in (track.id, *(alias for alias in track.aliases if "*" not in alias)):
+            if owner.setdefault(name, track.id) != track.id:
+                raise _Invalid(f"tracks.{track.id}.aliases: {name!r} already names track {owner[name]}")
 
 
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -216,7 +261,7 @@ def load_tracks(path: str | Path | None = None) -> dict[str, Track]:
         line = _TOML_LINE.search(str(problem))
         raise RecordError(f"{path}:{line.group(1)}" if line else path, f"invalid TOML: {problem}") from None
     try:
-        tracks = parse_tracks(document)
+        tracks = parse_tracks(document, default_name="tracks" if path.name == "tracks.toml" else path.stem)
     except _Invalid as problem:
         raise RecordError(path, str(problem)) from None
     _cache[key] = tracks

@@ -12,6 +12,7 @@ from tools.clikit import LazyGroup
 
 COMMANDS = {
     "record": "tools.verify.commands.record:command",
+    "audit": "tools.verify.commands.audit:command",
     "tokenizer": "tools.verify.commands.tokenizer:command",
     "probes": "tools.verify.commands.probes:command",
     "reproduce": "tools.verify.commands.reproduce:command",

@@ -7,7 +7,8 @@ record (it predates the rule) or an unranked one.
 
 from __future__ import annotations
 
-from tools.records.model import CheckResult
+from tools.records.model import CheckResult, ParsedLog
+from tools.verify.checks.code_bytes import compressed_size, counted_code_files
 from tools.verify.checks.common import (
     SCRIPT_NAME,
     RecordContext,
@@ -28,12 +29,16 @@ def count_lines(data: bytes) -> int:
 def check_code_lines(ctx: RecordContext) -> CheckResult:
     if ctx.track is None:
         return result("code_lines", "skip", "unknown track (see track): no line cap to check against")
+    if ctx.track.code_line_cap is None:
+        return result("code_lines", "skip", f"ruleset {ctx.track.ruleset}: no line cap on a record's code "
+                                            f"(it binds the repository's baseline script only)")
     if ctx.script is None:
         return result("code_lines", "skip", f"no readable {SCRIPT_NAME} (see files)")
+    name = ctx.script_name
     lines, cap = count_lines(ctx.script), ctx.track.code_line_cap
     if lines > cap:
-        return result("code_lines", "fail", f"{SCRIPT_NAME}: {lines} lines > cap {cap}", lines=lines, cap=cap)
-    return result("code_lines", "pass", f"{SCRIPT_NAME}: {lines} lines <= cap {cap}", lines=lines, cap=cap)
+        return result("code_lines", "fail", f"{name}: {lines} lines > cap {cap}", lines=lines, cap=cap)
+    return result("code_lines", "pass", f"{name}: {lines} lines <= cap {cap}", lines=lines, cap=cap)
 
 
 def _missing_is_failure(ctx: RecordContext) -> bool:
@@ -64,6 +69,8 @@ def shipped_extra_files(ctx: RecordContext) -> list[tuple[str, int]]:
 def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
     if ctx.track is None:
         return result("artifact_bytes", "skip", "unknown track (see track): no artifact cap to check against")
+    if ctx.track.artifact_counts == "code_and_model":
+        return check_code_and_model_bytes(ctx)
     cap = ctx.track.artifact_cap_bytes
     script_bytes = len(ctx.script) if ctx.script is not None else None
     extra_files = shipped_extra_files(ctx)
@@ -120,7 +127,12 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
     return result("artifact_bytes", "pass", f"largest {largest[0]:,} bytes ({largest[1]}) <= cap {cap:,}{note}", **evidence)
 
 
-def _check_time(ctx: RecordContext, check_id: str, field: str, cap_s: float | None, label: str) -> CheckResult:
+def _check_time(
+    ctx: RecordContext, check_id: str, field: str, cap_s: float | None, label: str, grace_s: float = 0.0
+) -> CheckResult:
+    """Every log's time against the cap. `grace_s` (a ruleset's `train_time_grace_s`): a run that checks the clock
+    between steps stops on the first step past the cap, so an overshoot up to the grace is warned with its size,
+    never hidden and never a failure; beyond it fails."""
     if ctx.track is None:
         return result(check_id, "skip", "unknown track (see track): no time cap to check against")
     if cap_s is None:
@@ -128,22 +140,30 @@ def _check_time(ctx: RecordContext, check_id: str, field: str, cap_s: float | No
     if not ctx.logs:
         return result(check_id, "skip", "no logs to read times from (see files)")
     cap_ms = cap_s * 1000.0
-    problems, unknown = [], []
+    problems, unknown, overshoots = [], [], []
     slowest: tuple[float, str] | None = None
     for item in ctx.logs:
         value = getattr(item.log, field)
         if value is None:
             unknown.append(item.name)
             continue
-        if value > cap_ms:
-            problems.append(f"{item.name}: {label} {fmt_seconds(value)} > cap {cap_seconds(cap_s)} (over by {fmt_seconds(value - cap_ms)})")
+        if cap_ms < value <= cap_ms + grace_s * 1000.0:
+            overshoots.append(f"{item.name}: {label} {fmt_seconds(value)} is {fmt_seconds(value - cap_ms)} past the cap "
+                              f"{cap_seconds(cap_s)}, within the ruleset's {grace_s:g} s grace for the step that "
+                              f"crossed it")
+        elif value > cap_ms:
+            grace = f"; grace {grace_s:g} s" if grace_s else ""
+            problems.append(f"{item.name}: {label} {fmt_seconds(value)} > cap {cap_seconds(cap_s)} (over by {fmt_seconds(value - cap_ms)}{grace})")
         if slowest is None or value > slowest[0]:
             slowest = (value, item.name)
     if unknown and _missing_is_failure(ctx):
         problems.append(f"{unknown[0]}: no {label} in the log (a ranked track needs it)")
-    evidence = {"cap_s": cap_s, "max_ms": slowest[0] if slowest else None, "unknown": unknown}
+    evidence = {"cap_s": cap_s, "max_ms": slowest[0] if slowest else None, "unknown": unknown, "grace_s": grace_s,
+                "overshoots": overshoots}
     if problems:
         return result(check_id, "fail", first_and_count(problems), problems=problems, **evidence)
+    if overshoots:
+        return result(check_id, "warn", first_and_count(overshoots), problems=overshoots, **evidence)
     if slowest is None:
         return result(check_id, "skip", f"no {label} in any log ({', '.join(unknown)})", **evidence)
     note = f"; not logged in {', '.join(unknown)}" if unknown else ""
@@ -153,8 +173,78 @@ def _check_time(ctx: RecordContext, check_id: str, field: str, cap_s: float | No
 
 
 def check_train_time(ctx: RecordContext) -> CheckResult:
-    return _check_time(ctx, "train_time", "train_time_ms", ctx.track.train_time_cap_s if ctx.track else None, "train_time")
+    track = ctx.track
+    return _check_time(ctx, "train_time", "train_time_ms", track.train_time_cap_s if track else None, "train_time",
+                       grace_s=track.train_time_grace_s if track else 0.0)
 
 
 def check_eval_time(ctx: RecordContext) -> CheckResult:
     return _check_time(ctx, "eval_time", "eval_time_ms", ctx.track.eval_time_cap_s if ctx.track else None, "eval_time")
+
+
+def _model_bytes(log: ParsedLog) -> int | None:
+    """The compressed model's bytes as the log states them (directly, or its total less its code)."""
+    if log.model_bytes is not None:
+        return log.model_bytes
+    code = log.code_bytes_compressed if log.code_bytes_compressed is not None else log.code_bytes
+    if log.bytes_total is not None and code is not None:
+        return log.bytes_total - code
+    return None
+
+
+def check_code_and_model_bytes(ctx: RecordContext) -> CheckResult:
+    """The public rule: compressed model bytes (each seed's log, or the shipped artifact file) plus the bytes of the
+    record's code (tools.verify.checks.code_bytes), counted raw or, where the ruleset allows, in the compressed
+    self-extracting form the judge computes itself; a log's own compressed figure is used last, and said."""
+    cap = ctx.track.artifact_cap_bytes
+    if ctx.script_name is None or ctx.script is None:
+        return result("artifact_bytes", "skip", f"no readable training script ({' or '.join(ctx.entry_patterns)}): "
+                                                f"the code cannot be counted (see files)")
+    regular = [name for name in ctx.record.files if name not in ctx.record.symlinks]
+    code_files = counted_code_files(ctx.script_name, regular, ctx.read_file)
+    sources = {name: ctx.read_file(name) or b"" for name in code_files}
+    raw_code = sum(len(data) for data in sources.values())
+    judge_compressed = sum(min(len(data), compressed_size(data)) for data in sources.values())
+    code_note = " + ".join(code_files)
+    models: list[tuple[str, int, ParsedLog | None]] = [
+        (item.name, bytes_, item.log) for item in ctx.logs if (bytes_ := _model_bytes(item.log)) is not None
+    ]
+    for _seed, path in sorted(ctx.record.artifacts.items()):
+        try:
+            models.append((path.name, path.lstat().st_size, None))
+        except OSError:
+            continue
+    unknown = [item.name for item in ctx.logs if _model_bytes(item.log) is None]
+    evidence = {"cap": cap, "code_files": code_files, "code_bytes": raw_code, "code_bytes_compressed": judge_compressed,
+                "unknown": unknown}
+    if not models:
+        return result("artifact_bytes", "skip", f"no model size in any log and no artifact file "
+                                                f"({', '.join(unknown) or 'no logs'})", **evidence)
+    problems, warnings = [], []
+    largest = 0
+    for where, model, log in models:
+        if model + raw_code <= cap:
+            largest = max(largest, model + raw_code)
+            continue
+        if ctx.track.compressed_code and model + judge_compressed <= cap:
+            largest = max(largest, model + judge_compressed)
+            continue
+        logged = log.code_bytes_compressed if log is not None else None
+        with_logged = model + logged + raw_code - len(ctx.script) if logged is not None else None
+        if ctx.track.compressed_code and with_logged is not None and with_logged <= cap:
+            warnings.append(f"{where}: {with_logged:,} bytes <= cap only with the log's own compressed code size "
+                            f"{logged:,} (the judge's lzma form of {code_note} is {judge_compressed:,} bytes; "
+                            f"raw {raw_code:,})")
+            largest = max(largest, with_logged)
+            continue
+        best = model + (judge_compressed if ctx.track.compressed_code else raw_code)
+        how = "compressed by the judge" if ctx.track.compressed_code else "raw"
+        problems.append(f"{where}: model {model:,} + code {best - model:,} ({code_note}, {how}) = {best:,} bytes "
+                        f"> cap {cap:,} (over by {best - cap:,})")
+    if problems:
+        return result("artifact_bytes", "fail", first_and_count(problems), problems=problems, **evidence)
+    how = f"code {code_note}: {raw_code:,} bytes raw, {judge_compressed:,} compressed"
+    if warnings:
+        return result("artifact_bytes", "warn", first_and_count(warnings), problems=warnings, **evidence)
+    return result("artifact_bytes", "pass", f"largest {largest:,} bytes <= cap {cap:,} ({len(models)} model size(s); "
+                                            f"{how})", **evidence)

@@ -63,6 +63,7 @@ def check_dataset(ctx: RecordContext) -> CheckResult:
     dataset = ctx.track.dataset
     strict = not ctx.legacy
     problems: list[str] = []
+    variants: dict[str, list[str]] = {}
     compared = 0  # facts actually compared: a legacy log may have none
     for item in ctx.logs:
         named = item.log.dataset_name
@@ -72,9 +73,18 @@ def check_dataset(ctx: RecordContext) -> CheckResult:
         else:
             compared += 1
         if named is not None and named != dataset:
-            problems.append(f"{item.name}: dataset {named!r}, but track {ctx.track.id} uses {dataset!r}")
+            if ctx.track.dataset_is_variant(named):
+                variants.setdefault(named, []).append(item.name)
+            else:
+                problems.append(f"{item.name}: dataset {named!r}, but track {ctx.track.id} uses {dataset!r}")
     audit = files_needing_audit(ctx.record.files)
     audit_note = f"ships {', '.join(audit)}: needs tokenizer audit (verify tokenizer)" if audit else ""
+    if variants and not problems:
+        # Legal under the ruleset (another tokenization of the same corpus), but its byte accounting must be audited.
+        used = ", ".join(f"{name} ({', '.join(logs)})" for name, logs in sorted(variants.items()))
+        note = f"; {audit_note}" if audit_note else ""
+        return result("dataset", "warn", f"changed tokenizer: {used} instead of {dataset}; needs tokenizer audit "
+                                         f"(verify tokenizer){note}", needs_audit=audit, variants=sorted(variants))
 
     manifest_path = (ctx.datasets_root or Path("data/datasets")) / dataset / "manifest.json"
     if not problems and not manifest_path.is_file():

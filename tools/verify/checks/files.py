@@ -9,7 +9,6 @@ from pathlib import Path
 from tools.records.model import CheckResult
 from tools.verify.checks.common import MAX_FILE_BYTES, RecordContext, first_and_count, result
 
-REQUIRED = ("README.md", "submission.json", "train_gpt.py")
 ARTIFACT_PREFIX = "final_model_seed"
 # Logs, code and README together stay far below the artifact cap; weights are capped per file by artifact_bytes.
 NON_ARTIFACT_SLACK_BYTES = 4_000_000
@@ -54,12 +53,13 @@ def check_files(ctx: RecordContext) -> CheckResult:
             problems.append(f"{relative}: not a regular file")
 
     problems += [error if error.startswith(name) else f"{name}: {error}" for name, error in sorted(ctx.record.log_errors.items())]
-    missing = [name for name in REQUIRED if name not in regular]
+    missing = [name for name in required_files(ctx) if name not in regular]
     if missing:
         problems.insert(0, f"missing {', '.join(missing)}")
     logs = [name for name in regular if name in ctx.record.logs or name in ctx.record.log_errors]
     if not logs:
         problems.append("no training log (train_seed<SEED>.log)")
+    copies = ctx.duplicate_logs
     for relative, size in regular.items():
         if size > MAX_FILE_BYTES:
             problems.append(f"{relative}: {size:,} bytes > per-file cap {MAX_FILE_BYTES:,}")
@@ -72,9 +72,19 @@ def check_files(ctx: RecordContext) -> CheckResult:
             f"(artifact cap + {NON_ARTIFACT_SLACK_BYTES:,})"
         )
 
-    evidence = {"files": len(regular), "logs": len(logs), "bytes": sum(regular.values())}
+    evidence = {"files": len(regular), "logs": len(logs), "bytes": sum(regular.values()), "duplicate_logs": copies}
     if problems:
         return result("files", "fail", f"{folder.name}: {first_and_count(problems)}", problems=problems, **evidence)
+    copied = "".join(f"; {copy} is a byte copy of {original} (counted once)" for copy, original in sorted(copies.items()))
     return result(
-        "files", "pass", f"{folder.name}: {len(regular)} files, {len(logs)} logs, {sum(regular.values()):,} bytes", **evidence
+        "files", "pass",
+        f"{folder.name}: {len(regular)} files, {len(logs)} logs, {sum(regular.values()):,} bytes{copied}", **evidence,
     )
+
+
+def required_files(ctx: RecordContext) -> list[str]:
+    """README.md, submission.json (a public record may name it submission_<x>.json) and the training script (the
+    track's `entry_scripts`: train_gpt.py on our tracks)."""
+    submission = ctx.record.submission_file if ctx.legacy else "submission.json"
+    script = ctx.script_name or " or ".join(ctx.entry_patterns)
+    return ["README.md", submission, script]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import hashlib
 from collections import defaultdict
 
 from tools.records.model import CheckResult
+from tools.verify.checks.code_bytes import unwrap_stub
 from tools.verify.checks.common import SCRIPT_NAME, RecordContext, first_and_count, result
 
 
@@ -28,60 +31,108 @@ def _show(line: bytes | None, width: int = 80) -> str:
 
 
 def check_code_matches_logs(ctx: RecordContext) -> CheckResult:
+    """Each log's embedded source is the submitted script, byte for byte. A script shipped as a self-extracting
+    lzma+base85 stub is compared by the source inside it (decoded as data, never run)."""
     script = ctx.script
+    name = ctx.script_name or SCRIPT_NAME
     if script is None:
-        return result("code_matches_logs", "skip", f"no readable {SCRIPT_NAME} (see files)")
+        return result("code_matches_logs", "skip", f"no readable {name} (see files)")
     if not ctx.logs:
         return result("code_matches_logs", "skip", "no logs (see files)")
     script_sha = hashlib.sha256(script).hexdigest()
-    problems, without_code = [], []
-    for item in ctx.logs:
+    unwrapped = unwrap_stub(script)
+    others = _other_scripts(ctx) if ctx.legacy else {}
+    problems, without_code, via_stub, via_other = [], [], [], []
+    for item in ctx.counted_logs:
         log = item.log
-        if log.code is None:
-            without_code.append(item.name)
+        if log.code is None or (ctx.legacy and not _looks_like_python(log.code)):
+            without_code.append(item.name)  # a public log's text before a header line is not always code
             continue
         embedded = log.code.encode("utf-8", errors="surrogateescape")
         if embedded != script:
-            line, theirs, ours = first_difference(embedded, script)
-            problems.append(f"{item.name}: embedded code differs from {SCRIPT_NAME} at line {line}: log {theirs} vs script {ours}")
+            if unwrapped is not None and embedded == unwrapped:
+                via_stub.append(item.name)
+            elif embedded in others:
+                via_other.append(f"{item.name} ran {others[embedded]}")
+            else:
+                reference = unwrapped if unwrapped is not None else script
+                line, theirs, ours = first_difference(embedded, reference)
+                what = f"the source inside {name}'s lzma stub" if unwrapped is not None else name
+                problems.append(f"{item.name}: embedded code differs from {what} at line {line}: log {theirs} vs script {ours}")
         if log.code_sha256 is not None and log.code_sha256 != script_sha:
-            problems.append(f"{item.name}: logged code_sha256 {log.code_sha256[:12]}... != {SCRIPT_NAME}'s {script_sha[:12]}...")
+            problems.append(f"{item.name}: logged code_sha256 {log.code_sha256[:12]}... != {name}'s {script_sha[:12]}...")
     if without_code and not ctx.legacy:
         problems.append(f"{without_code[0]}: no embedded code (no line of 100 '=' after the source)")
-    evidence = {"script_sha256": script_sha, "without_code": without_code}
+    evidence = {"script_sha256": script_sha, "without_code": without_code, "via_stub": via_stub, "via_other": via_other}
     if problems:
         return result("code_matches_logs", "fail", first_and_count(problems), problems=problems, **evidence)
-    if len(without_code) == len(ctx.logs):
+    if len(without_code) == len(ctx.counted_logs):
         return result("code_matches_logs", "skip", f"legacy logs embed no code: {', '.join(without_code)}", **evidence)
     note = f"; no code in {', '.join(without_code)}" if without_code else ""
-    checked = len(ctx.logs) - len(without_code)
+    note += f"; {', '.join(via_other)} (shipped)" if via_other else ""
+    stub = f" (the source inside its lzma stub, for {', '.join(via_stub)})" if via_stub else ""
+    checked = len(ctx.counted_logs) - len(without_code)
     return result(
-        "code_matches_logs", "pass", f"{checked} log(s) embed {SCRIPT_NAME} byte for byte (sha256 {script_sha[:12]}...){note}",
-        **evidence,
+        "code_matches_logs", "pass",
+        f"{checked} log(s) embed {name} byte for byte{stub} (sha256 {script_sha[:12]}...){note}", **evidence,
     )
 
 
-# Settings that name the run or where its files live, not how it trains: they may differ between seeds.
+def _other_scripts(ctx: RecordContext) -> dict[bytes, str]:
+    """A public study may ship several training scripts (one per variant); a log that ran another shipped top-level
+    script named like an entry script ran shipped code. Source bytes -> file name."""
+    found = {}
+    for name in ctx.record.files:
+        if "/" in name or not name.endswith(".py") or name == ctx.script_name:
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in ctx.entry_patterns):
+            data = ctx.read_file(name)
+            if data is not None:
+                found[data] = name
+    return found
+
+
+def _looks_like_python(text: str) -> bool:
+    """Parses as Python (as data: nothing runs). The text before a public log's first header line is sometimes a
+    banner, not the script."""
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+# Settings that name the run or where its files live, not how it trains: they may differ between seeds. Public logs
+# print them in lower case (`seed: 42`, `run_id: ...`, `logfile: logs/1.txt`, `rank: 0`).
 PER_RUN_SETTINGS = frozenset({"SEED", "RUN_ID", "ARTIFACT_DIR", "DATA_PATH", "TOKENIZER_PATH", "MLFLOW_TRACKING_URI"})
+_PER_RUN_SUFFIXES = ("_path", "_dir", "_file", "_files", "logfile")
+_PER_RUN_LOWER = frozenset({"seed", "run_id", "rank", "local_rank", "is_main_process", "logfile"})
+
+
+def is_per_run_setting(key: str) -> bool:
+    return key in PER_RUN_SETTINGS or key.lower() in _PER_RUN_LOWER or key.lower().endswith(_PER_RUN_SUFFIXES)
 
 
 def check_config_matches_logs(ctx: RecordContext) -> CheckResult:
     """Every seed ran the same configuration: the logs' `hyperparameters:` lines agree except for per-run
     settings (FAILURES.md F1: a third seed from another configuration runs the same script with other env vars)."""
-    logged = [(item.name, dict(item.log.hyperparameters)) for item in ctx.logs if item.log.hyperparameters]
+    logged = [(item.name, dict(item.log.hyperparameters)) for item in ctx.counted_logs if item.log.hyperparameters]
     if len(logged) < 2:
         return result("config_matches_logs", "skip", "fewer than two logs print a hyperparameters line")
     reference_name, reference = logged[0]
     problems = []
     for name, settings in logged[1:]:
-        for key in sorted((set(reference) | set(settings)) - PER_RUN_SETTINGS):
+        # A public log prints whatever settings its script version had; a setting one version lacks is the code's
+        # difference (code_matches_logs), so only settings both print are compared there.
+        keys = set(reference) & set(settings) if ctx.legacy else set(reference) | set(settings)
+        for key in sorted(key for key in keys if not is_per_run_setting(key)):
             ours, theirs = reference.get(key, "<absent>"), settings.get(key, "<absent>")
             if ours != theirs:
                 problems.append(f"{name}: {key}={theirs} but {reference_name} has {key}={ours}")
     if problems:
         return result("config_matches_logs", "fail", first_and_count(problems), problems=problems)
-    return result("config_matches_logs", "pass",
-                  f"{len(logged)} logs ran the same {len(reference) - len(PER_RUN_SETTINGS & set(reference))} settings")
+    shared = sum(1 for key in reference if not is_per_run_setting(key))
+    return result("config_matches_logs", "pass", f"{len(logged)} logs ran the same {shared} settings")
 
 
 def check_seeds_distinct(ctx: RecordContext) -> CheckResult:
@@ -92,7 +143,7 @@ def check_seeds_distinct(ctx: RecordContext) -> CheckResult:
         if repeated:
             problems.append(f"submission.json: seed {repeated[0]} listed more than once")
     logs_by_seed: dict[int, list[str]] = defaultdict(list)
-    for item in ctx.logs:
+    for item in ctx.counted_logs:
         if item.seed is not None:
             logs_by_seed[item.seed].append(item.name)
     for seed, names in sorted(logs_by_seed.items()):
@@ -109,14 +160,15 @@ def scored_seed_count(ctx: RecordContext) -> tuple[int, list[str]]:
     """Distinct seeds with a score in some log; a log without a seed line counts as one run of its own."""
     labels = []
     seen: set[int] = set()
-    for item in ctx.logs:
+    for item in ctx.counted_logs:
         if item.log.val_bpb is None:
             continue
-        if item.seed is None:
+        seed = ctx.seed_of(item)
+        if seed is None:
             labels.append(item.name)
-        elif item.seed not in seen:
-            seen.add(item.seed)
-            labels.append(str(item.seed))
+        elif seed not in seen:
+            seen.add(seed)
+            labels.append(str(seed))
     return len(labels), labels
 
 

@@ -40,4 +40,8 @@ def check_significance(ctx: RecordContext) -> CheckResult:
     ctx.cache["stats"] = stats
     message = f"{rule.metric} vs {baseline.source}: {stats['reason']}"
     evidence = {k: v for k, v in stats.items() if k not in ("status", "reason")}
-    return CheckResult(id="significance", status=stats["status"], message=message, evidence=evidence)
+    status = stats["status"]
+    if not rule.enforce and status == "fail":
+        # A historical ruleset: the test is computed against the chain and reported, not enforced.
+        status, message = "warn", f"{message} (reported, not enforced by ruleset {track.ruleset})"
+    return CheckResult(id="significance", status=status, message=message, evidence=evidence)

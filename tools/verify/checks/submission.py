@@ -30,8 +30,11 @@ def check_track(ctx: RecordContext) -> CheckResult:
         return result("track", "pass", f"records/{folder_track}/: a known track (submission.json unreadable, see schema)")
     if submission.track is None:
         return result("track", "pass", f"records/{folder_track}/: a known track; submission.json names none (legacy)")
-    if submission.track != folder_track:
+    if not ctx.track.accepts_track_name(submission.track):
         return result(
             "track", "fail", f"submission.json: track {submission.track!r} but the record is in records/{folder_track}/"
         )
+    if submission.track != folder_track:
+        return result("track", "pass", f"submission.json: track {submission.track!r} is ruleset "
+                                       f"{ctx.track.ruleset}'s name for records/{folder_track}/")
     return result("track", "pass", f"submission.json: track {folder_track!r} matches its folder")

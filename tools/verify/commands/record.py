@@ -8,13 +8,16 @@ from pathlib import Path
 
 import click
 
+from tools.verify.commands.options import ruleset_option
+
 
 @click.command("record")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--against", type=float, default=None, metavar="BPB",
               help="Test significance against this SOTA value instead of the track's accepted chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def command(path: Path, against: float | None, as_json: bool) -> None:
+@ruleset_option
+def command(path: Path, against: float | None, as_json: bool, ruleset: str | None) -> None:
     """Check a record folder (records/<track>/<YYYY-MM-DD>_<name>/) without running any of its code.
 
     \b
@@ -42,6 +45,7 @@ def command(path: Path, against: float | None, as_json: bool) -> None:
     Examples:
       verify record records/track_cpu_shakespeare/2026-03-20_baseline
       verify record records/track_10min_16mb/2026-04-01_wider --against 1.2194 --json
+      verify record ../parameter-golf/records/track_10min_16mb/2026-03-17_NaiveBaseline --ruleset parameter-golf
 
     \b
     Exit codes: 0 no check failed (warnings and skips allowed), 1 a check failed,
@@ -55,9 +59,22 @@ def command(path: Path, against: float | None, as_json: bool) -> None:
         click.echo(f"error: --against: not a finite number: {against}", err=True)
         sys.exit(2)
     try:
-        report = verify_record(path, against=against)
+        tracks = None
+        if ruleset is not None:
+            from tools.records.rulesets import load_ruleset
+
+            tracks = load_ruleset(ruleset)
+        report = verify_record(path, against=against, tracks=tracks, records_root=_records_root(path, ruleset))
     except RecordError as error:
         click.echo(f"error: {error.where}: {error.message}", err=True)
         sys.exit(2)
     click.echo(render_json(report) if as_json else render_table(report))
     sys.exit(0 if report.ok else 1)
+
+
+def _records_root(path: Path, ruleset: str | None) -> Path | None:
+    """Our own records live under the repository's records/; with --ruleset a record may come from another tree
+    (a checkout of the public repository), whose root is two levels above the record."""
+    if ruleset is None:
+        return None
+    return path.resolve().parent.parent
