@@ -184,7 +184,12 @@ def _raw_seed_results(value: Any) -> dict[int, Any] | None:
 
 
 def _seeds(document: Mapping[str, Any], raw_results: dict[int, Any] | None) -> tuple[int, ...]:
+    from tools.records.schema import MAX_SEEDS
+
     listed = document.get("seeds")
+    for name, many in (("seeds", listed), ("seed_results", raw_results)):
+        if isinstance(many, (list, dict)) and len(many) > MAX_SEEDS:
+            raise _Wrong(f"{name}: more than {MAX_SEEDS} seeds ({len(many)}); not a record")
     if listed is None and document.get("seed") is not None:
         listed = [document["seed"]]
     if listed is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tools.records import paths
 from tools.records.logparse import parse_log
@@ -18,6 +18,7 @@ from tools.records.model import ParsedLog, Record, RecordError, Submission
 from tools.records.schema import load_submission
 
 MAX_RECORD_FILES = 10_000  # a real record has a handful; a huge tree is refused rather than walked forever
+MAX_FOLDER_DEPTH = 16  # real records nest two or three levels (logs/, tokenizers/)
 SUBMISSION_FILE = "submission.json"
 SCRIPT_FILE = "train_gpt.py"
 _ARTIFACT = re.compile(r"^final_model_seed(\d+)\.")
@@ -87,19 +88,29 @@ def load_record(folder: str | Path, records_root: str | Path | None = None) -> R
 
 
 def _walk(folder: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(every file and symlink, the symlinks), relative POSIX paths, sorted. Symlinked folders are not entered."""
+    """(every file and symlink, the symlinks), relative POSIX paths, sorted. Symlinked folders are not entered.
+
+    Iterative and bounded (MAX_RECORD_FILES entries, MAX_FOLDER_DEPTH levels): a hostile tree of thousands of
+    nested folders is refused with one line instead of overflowing the stack."""
     files: list[str] = []
     symlinks: list[str] = []
-    for directory, subdirectories, names in os.walk(folder, followlinks=False):
-        base = Path(directory).relative_to(folder)
-        for name in list(subdirectories):
-            if os.path.islink(os.path.join(directory, name)):
-                subdirectories.remove(name)  # os.walk would not follow it anyway; list it as a file instead
-                names.append(name)
-        for name in names:
-            relative = (base / name).as_posix()
+    pending: list[tuple[Path, PurePosixPath, int]] = [(folder, PurePosixPath(), 0)]
+    while pending:
+        directory, base, depth = pending.pop()
+        if depth > MAX_FOLDER_DEPTH:
+            raise RecordError(folder, f"folders nested deeper than {MAX_FOLDER_DEPTH} levels; not a record")
+        try:
+            with os.scandir(directory) as entries:
+                children = list(entries)
+        except OSError:
+            continue  # unreadable folders are the `files` check's business
+        for entry in children:
+            relative = (base / entry.name).as_posix()
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), base / entry.name, depth + 1))
+                continue
             files.append(relative)
-            if os.path.islink(os.path.join(directory, name)):
+            if entry.is_symlink():
                 symlinks.append(relative)
         if len(files) > MAX_RECORD_FILES:
             raise RecordError(folder, f"more than {MAX_RECORD_FILES} files; not a record")

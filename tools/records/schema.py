@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,9 @@ from tools.records.paths import read_regular_file
 
 SCHEMA_VERSION = 1
 MAX_SUBMISSION_BYTES = 1_000_000  # a real submission.json is a few kB
+MAX_JSON_DEPTH = 32  # real files nest 3 or 4 deep; json.loads recurses per level and would overflow the stack
+MAX_SEEDS = 1_000  # a real record has a handful of seeds
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -83,7 +87,9 @@ class SubmissionModel(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if len(seeds) > MAX_SEEDS:
+            raise ValueError(f"more than {MAX_SEEDS} seeds ({len(seeds)}); not a record")
+        repeated = sorted(seed for seed, count in Counter(seeds).items() if count > 1)
         if repeated:
             raise ValueError(f"must be unique; repeated: {', '.join(map(str, repeated))}")
         return seeds
@@ -148,6 +154,9 @@ def read_json_object(path: str | Path, *, follow_symlinks: bool = True) -> dict[
         text = data.decode("utf-8")
     except UnicodeDecodeError as problem:
         raise RecordError(path, f"not UTF-8 (invalid byte at offset {problem.start})") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise RecordError(path, f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({depth}); not a submission")
     try:
         document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
     except json.JSONDecodeError as problem:
@@ -157,6 +166,19 @@ def read_json_object(path: str | Path, *, follow_symlinks: bool = True) -> dict[
     if not isinstance(document, dict):
         raise RecordError(path, f"expected a JSON object, got {type(document).__name__}")
     return document
+
+
+def json_depth(text: str) -> int:
+    """The deepest bracket nesting of a JSON text, in one linear pass (strings removed first)."""
+    brackets = _JSON_STRING.sub("", text).translate({ord(c): None for c in set(text) - set("[]{}")})
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -159,8 +159,14 @@ class _TrackJudge:
         date = record_date(record)
         previous = self.sota_before(date) if track is not None and track.ranked else None
         baseline = baseline_for(previous) if previous is not None else None
-        report = judge_loaded(record, tracks=self.tracks, baseline=baseline, datasets_root=self.datasets_root,
-                              records_root=self.root)  # fmt: skip
+        try:
+            report = judge_loaded(record, tracks=self.tracks, baseline=baseline, datasets_root=self.datasets_root,
+                                  records_root=self.root)  # fmt: skip
+        except Exception as problem:  # one record's defect (or a checker's bug) must not stop the chain
+            message = f"{label}: the judge failed on this record: {type(problem).__name__}: {problem}"
+            report = Report(record=label, checks=[CheckResult("files", "fail", message)])
+            self.judged.append(Judgement(record.path, report, False))
+            return
         accepted = report.ok and track is not None
         self.judged.append(Judgement(record.path, report, accepted))
         if accepted:

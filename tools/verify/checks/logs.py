@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from tools.records.model import CheckResult
 from tools.verify.checks.code_bytes import unwrap_stub
@@ -139,7 +139,7 @@ def check_seeds_distinct(ctx: RecordContext) -> CheckResult:
     problems = []
     submission = ctx.record.submission
     if submission is not None:
-        repeated = sorted({seed for seed in submission.seeds if submission.seeds.count(seed) > 1})
+        repeated = sorted(seed for seed, count in Counter(submission.seeds).items() if count > 1)
         if repeated:
             problems.append(f"submission.json: seed {repeated[0]} listed more than once")
     logs_by_seed: dict[int, list[str]] = defaultdict(list)
