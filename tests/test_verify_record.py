@@ -132,14 +132,17 @@ def test_unknown_track_folder(root):
 
 
 def test_code_lines_at_cap_passes_one_more_fails(root):
+    # Each record is dated before the other so neither is the other's SOTA: significance is not the point here.
     assert verify(root, make_record(root, name="2026-01-15_a", code_lines=1500)).get("code_lines").status == "pass"
-    only_fails(verify(root, make_record(root, name="2026-01-15_b", code_lines=1501)), "code_lines", "1501", "1500")
+    only_fails(verify(root, make_record(root, name="2026-01-14_b", date="2026-01-14", code_lines=1501)), "code_lines",
+               "1501", "1500")
 
 
 def test_artifact_at_cap_passes_one_byte_over_fails(root):
     at_cap = make_record(root, name="2026-01-15_at", model_bytes=CAP - SCRIPT_BYTES)
     assert verify(root, at_cap).get("artifact_bytes").status == "pass"
-    over = make_record(root, name="2026-01-15_over", model_bytes={42: 1000, 1337: CAP - SCRIPT_BYTES + 1, 2025: 1000})
+    over = make_record(root, name="2026-01-14_over", date="2026-01-14",
+                       model_bytes={42: 1000, 1337: CAP - SCRIPT_BYTES + 1, 2025: 1000})
     only_fails(verify(root, over), "artifact_bytes", "train_seed1337.log", "16,000,001", "over by 1")
 
 
@@ -170,7 +173,8 @@ def test_inconsistent_logged_total_fails(root):
 
 def test_train_time_at_cap_passes_and_point_three_seconds_over_fails(root):
     assert verify(root, make_record(root, name="2026-01-15_a", train_time_ms=180_000)).get("train_time").status == "pass"
-    folder = make_record(root, name="2026-01-15_b", train_time_ms={42: 170_000, 1337: 175_000, 2025: 180_300})
+    folder = make_record(root, name="2026-01-14_b", date="2026-01-14",
+                         train_time_ms={42: 170_000, 1337: 175_000, 2025: 180_300})
     only_fails(verify(root, folder), "train_time", "train_seed2025.log", "180.300 s", "cap 180 s")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import statistics
+import subprocess
 
 import pytest
 from scipy import stats as scipy_stats
@@ -88,13 +90,38 @@ def test_verify_record_uses_the_sota_at_its_own_date(history):
     assert report.get("significance").status == "fail"
 
 
-def test_records_of_the_same_day_both_face_the_earlier_sota(root):
+def _commit(root, message):
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message],
+                   check=True, capture_output=True)
+
+
+def test_records_of_the_same_day_are_judged_in_the_order_they_entered_the_repository(root):
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
     make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
-    make_record(root, name="2026-01-05_a", date="2026-01-05", bpbs=(1.5501, 1.5512, 1.5495))
-    make_record(root, name="2026-01-05_b", date="2026-01-05", bpbs=(1.5481, 1.5492, 1.5475))
+    make_record(root, name="2026-01-05_z_entered_first", date="2026-01-05", bpbs=(1.5481, 1.5492, 1.5475))
+    _commit(root, "first two")
+    make_record(root, name="2026-01-05_a_entered_later", date="2026-01-05", bpbs=(1.5501, 1.5512, 1.5495))
+    _commit(root, "a later one")
     chain = accepted_chain(TRACK, root / "records")
-    assert names(chain) == ["2026-01-01_first", "2026-01-05_a", "2026-01-05_b"]
-    assert chain[2].previous == f"records/{TRACK}/2026-01-01_first"
+    # By name "a" would come first; by entry it is judged after "z" and does not beat it.
+    assert names(chain) == ["2026-01-01_first", "2026-01-05_z_entered_first"]
+    late = verify_record(root / "records" / TRACK / "2026-01-05_a_entered_later")
+    assert late.stats["sota_source"] == f"records/{TRACK}/2026-01-05_z_entered_first"
+    assert late.get("significance").status == "fail"
+
+
+def test_a_byte_copy_of_the_sota_under_a_later_name_never_becomes_sota(root):
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
+    original = make_record(root, name="2026-01-05_original", date="2026-01-05", bpbs=(1.5481, 1.5492, 1.5475))
+    _commit(root, "records")
+    shutil.copytree(original, root / "records" / TRACK / "2026-01-05_zz_copy")  # the pull request: not committed
+    chain = accepted_chain(TRACK, root / "records")
+    assert names(chain) == ["2026-01-01_first", "2026-01-05_original"]
+    copy = verify_record(root / "records" / TRACK / "2026-01-05_zz_copy")
+    assert copy.get("significance").status == "fail"
+    assert copy.stats["sota_source"] == f"records/{TRACK}/2026-01-05_original"
 
 
 def test_invalid_first_record_does_not_start_the_chain(root):

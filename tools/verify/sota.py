@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from tools.records.model import CheckResult, Record, RecordError, Report, Track
 from tools.verify.checks import Baseline, RecordContext
+from tools.verify.entry_order import UNKNOWN, entry_order
 from tools.verify.record_checks import judge_loaded, load_track_table, record_label, resolve_roots
 
 _NAME_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -130,17 +131,26 @@ class _TrackJudge:
     def __init__(self, track_id: str, root: Path, tracks: Mapping[str, Track], datasets_root: Path,
                  folders: list[Path], exclude: Path | None):  # fmt: skip
         self.track_id, self.root, self.tracks, self.datasets_root = track_id, root, tracks, datasets_root
+        self.entered = entry_order(root)
         dated = [(_peek_date(folder), folder) for folder in folders if folder != exclude]
-        self.pending = sorted(dated, key=lambda item: (item[0] or _UNDATED, item[1].name))
+        self.pending = sorted(dated, key=lambda item: self.order_key(item[0], item[1]))
         self.position = 0
         self.judged: list[Judgement] = []
         self.chain: list[Accepted] = []
+        self.keys: dict[Path, tuple] = {}
 
-    def judge_until(self, before: dt.date | None) -> None:
-        """Judge every record dated strictly before `before` (None: all of them)."""
+    def order_key(self, date: dt.date | None, folder: Path) -> tuple:
+        """Chronological: the date, then the order records entered the repository (tools.verify.entry_order:
+        a copy committed later never precedes its original), then, only for uncommitted records, the name."""
+        return (date or _UNDATED, self.entered.get((self.track_id, folder.name), UNKNOWN), folder.name)
+
+    def judge_until(self, before: dt.date | None, key: tuple | None = None) -> None:
+        """Judge every record dated strictly before `before`, or ordered before `key` (None: all of them)."""
         while self.position < len(self.pending):
             date, folder = self.pending[self.position]
             if before is not None and (date or _UNDATED) >= before:
+                return
+            if key is not None and self.order_key(date, folder) >= key:
                 return
             self.position += 1
             self._judge(folder)
@@ -157,7 +167,8 @@ class _TrackJudge:
             return
         track = self.tracks.get(self.track_id)
         date = record_date(record)
-        previous = self.sota_before(date) if track is not None and track.ranked else None
+        key = self.keys[record.path] = self.order_key(date, folder)
+        previous = self.sota_before_key(key) if track is not None and track.ranked else None
         baseline = baseline_for(previous) if previous is not None else None
         try:
             report = judge_loaded(record, tracks=self.tracks, baseline=baseline, datasets_root=self.datasets_root,
@@ -182,6 +193,13 @@ class _TrackJudge:
                 p_value=stats.get("p") if previous is not None else None,
                 previous=previous.label if previous is not None else None, report=report,
             ))  # fmt: skip
+
+    def sota_before_key(self, key: tuple) -> Accepted | None:
+        """The chain's last entry ordered before `key` (same-day records: those that entered the repository first)."""
+        for entry in reversed(self.chain):
+            if self.keys.get(entry.record, key) < key:
+                return entry
+        return None
 
     def sota_before(self, date: dt.date | None) -> Accepted | None:
         """The chain's last entry dated strictly before `date` (None: the last entry, the SOTA now)."""
@@ -258,6 +276,17 @@ def sota_at(
     date = as_date(date)
     excluded = Path(exclude).resolve() if exclude is not None else None
     judge = _track_judge(track_id, records_root, tracks, datasets_root)
+    if excluded is not None and excluded.parent == judge.root / track_id and date is not None:
+        # The candidate is a record of this track: records of its own day that entered the repository before it
+        # are its history too (a same-day copy of an accepted record is judged against that record).
+        key = judge.order_key(date, excluded)
+        if any(f == excluded for _, f in judge.pending):
+            judge = _track_judge(track_id, records_root, tracks, datasets_root, exclude=excluded)
+        judge.judge_until(None, key=key)
+        for entry in reversed(judge.chain):
+            if entry.record != excluded and judge.keys.get(entry.record, key) < key:
+                return entry
+        return None
     # The candidate is usually dated `date` itself, so it cannot be in the history before it; only an excluded
     # record dated earlier changes that history and needs a chain of its own.
     if excluded is not None and any(f == excluded and (d or _UNDATED) < (date or _UNDATED) for d, f in judge.pending):
