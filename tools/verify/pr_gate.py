@@ -17,7 +17,13 @@ import git
 from tools.records.model import CheckResult, RecordError
 from tools.verify.pr_audit import AuditFlag, audit_flags
 from tools.verify.pr_dates import date_problems
-from tools.verify.pr_scope import PullRequestScope, changes_between, classify_changes, record_folders_at
+from tools.verify.pr_scope import (
+    PullRequestScope,
+    changes_between,
+    classify_changes,
+    copied_logs,
+    record_folders_at,
+)
 
 Stage = Callable[[Path], list[CheckResult]]
 STATUS_ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️"}
@@ -43,10 +49,18 @@ class GateReport:
         return self.scope.new_records[0] if len(self.scope.new_records) == 1 else None
 
     @property
-    def ok(self) -> bool:
+    def verdict(self) -> str:
+        """"no record to judge" (a change that adds no record and breaks nothing: docs, code for a maintainer),
+        "failed" or "passed"."""
+        if not self.scope.problems and not self.scope.new_records:
+            return "no record to judge"
         if self.scope.problems or self.scope.core_changes or self.record is None:
-            return False
-        return not any(c.status == "fail" for s in self.stages for c in s.checks)
+            return "failed"
+        return "failed" if any(c.status == "fail" for s in self.stages for c in s.checks) else "passed"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "failed"
 
     @property
     def needs_human(self) -> list[str]:
@@ -60,6 +74,7 @@ class GateReport:
     def to_json(self) -> dict:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "base": self.base,
             "head": self.head,
             "record": self.record,
@@ -76,7 +91,7 @@ class GateReport:
         }
 
     def markdown(self) -> str:
-        verdict = "✅ passed" if self.ok else "❌ failed"
+        verdict = {"passed": "✅ passed", "failed": "❌ failed", "no record to judge": "ℹ️ no record to judge"}[self.verdict]
         lines = [f"## Parameter-golf gate: {verdict}", "", f"Base `{self.base}` → head `{self.head}`.", ""]
         if self.record:
             lines.append(f"Record: `{self.record}`")
@@ -138,6 +153,8 @@ def gate_pull_request(
     scope = classify_changes(changes_between(repo, base, head), record_folders_at(base))
     if len(scope.new_records) == 1:
         scope.problems.extend(date_problems(scope.new_records[0], base, head))
+        scope.problems.extend(copied_logs(Path(repo.git_dir), base.hexsha, head.hexsha, scope.new_records[0],
+                                          git_dir=True))
     report = GateReport(base=base_ref, head=head_ref, scope=scope)
     if not scope.is_record_pr:
         return report
