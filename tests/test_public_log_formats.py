@@ -62,3 +62,12 @@ def test_a_banner_before_the_first_separator_is_parsed_as_code_text_but_kept_apa
     log = parse_log_text(text)
     assert log.code == "Running GDN hybrid with:\n  layers 8"  # the judge decides it is not Python (see checks)
     assert log.seed == 1
+
+
+def test_runs_appended_to_one_log_are_read_from_the_last_run():
+    first = march_log(code=SCRIPT.replace("train", "old"), bpb=1.30, seed=1)
+    last = march_log(code=SCRIPT, bpb=1.2244, seed=1337)
+    log = parse_log_text(first + last)
+    assert (log.code, log.val_bpb, log.seed) == (SCRIPT, 1.2244, 1337)
+    assert any("appended runs; the last one (from line" in warning for warning in log.warnings)
+    assert parse_log_text(last).warnings == ()  # one run: nothing said

@@ -176,13 +176,20 @@ def test_a_stub_that_runs_another_file_counts_both(tree):
     impl = "import torch\n" + "# " + "padding " * 12_000 + "\n"
     files = {"train_gpt.py": runner.encode(), "train_gpt_impl.py": impl.encode(), "README.md": b"x", "plot.png": b"x"}
     assert counted_code_files("train_gpt.py", sorted(files), files.get) == ["train_gpt.py", "train_gpt_impl.py"]
-    # 15,990,000 model bytes + the judge's compressed code (a few hundred bytes) fit; raw (96 kB) would not
-    log = march_log(code=runner, model_bytes=15_990_000)
-    folder = public_record(tree, "2026-04-06_stub", logs={"train.log": log}, script=runner,
-                           submission=_submission(None, val_bpb=1.2244), extra={"train_gpt_impl.py": impl})
-    report = judge(folder, tree)
+    # Raw, as its log counts code: 15,990,000 model bytes + 96 kB of code is over the cap (the stub alone is not).
+    raw = public_record(tree, "2026-04-06_stub", logs={"train.log": march_log(code=runner, model_bytes=15_990_000)},
+                        script=runner, submission=_submission(None, val_bpb=1.2244), extra={"train_gpt_impl.py": impl})
+    report = judge(raw, tree)
+    assert report.get("artifact_bytes").status == "fail"
+    assert "train_gpt.py + train_gpt_impl.py, raw" in report.get("artifact_bytes").message
+    # A record that counts its code compressed (its log says so) is held to the judge's own compression of it.
+    log = april_log(seed=1, bpb=1.08, code=runner, model_bytes=15_990_000, code_size=len(runner),
+                    compressed_code=300)
+    packed = public_record(tree, "2026-04-07_stub", logs={"train_seed1.log": log}, script=runner,
+                           submission=_submission({"1": {"val_bpb": 1.08}}, val_bpb=1.08),
+                           extra={"train_gpt_impl.py": impl})
+    report = judge(packed, tree)
     assert report.get("artifact_bytes").status == "pass", report.get("artifact_bytes").message
-    assert "train_gpt.py + train_gpt_impl.py" in report.get("artifact_bytes").message
     assert compressed_size(impl.encode()) < 2_000
 
 
@@ -233,3 +240,27 @@ def test_ruleset_names_and_files_and_their_errors(tmp_path):
     bad.write_text(text.replace('artifact_counts = "code_and_model"', 'artifact_counts = "everything"'))
     with pytest.raises(RecordError, match="artifact_counts: must be one of"):
         load_tracks(bad)
+
+
+def test_a_slightly_broken_copy_of_the_script_is_still_code_that_differs(tree):
+    script = "class A:\n    def f(self):\n        return 1\n\n\nprint(A().f())\n"
+    broken = script.replace("    def f", "   def f")  # not Python any more, but plainly the script
+    folder = public_record(tree, "2026-04-30_indent", logs={"train.log": march_log(code=broken)}, script=script,
+                           submission=_submission(None, val_bpb=1.2244))
+    report = judge(folder, tree)
+    assert "code_matches_logs" in failing(report) and "line 2" in report.get("code_matches_logs").message
+    banner = public_record(tree, "2026-04-30_banner", logs={"train.log": march_log(code="Running with:\n  x 1")},
+                           script=script, submission=_submission(None, val_bpb=1.2244))
+    assert judge(banner, tree).get("code_matches_logs").status == "skip"  # a banner is not a source
+
+
+def test_the_raw_lzma2_stub_form_with_a_size_note_is_read_and_its_imports_followed():
+    source = b"import os\nif os.environ.get('X'):from helper_mod import thing\n"
+    packed = base64.b85encode(lzma.compress(source, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2}]))
+    stub = (b"import lzma as L,base64 as B\n__wrapper_size__ = 1\nexec(L.decompress(B.b85decode(\"" + packed
+            + b"\"),format=L.FORMAT_RAW,filters=[{\"id\":L.FILTER_LZMA2}]))\n")
+    assert unwrap_stub(stub) == source
+    files = {"train_gpt.py": stub, "helper_mod.py": b"thing = 1\n", "unused.py": b"x = 2\n"}
+    assert counted_code_files("train_gpt.py", sorted(files), files.get) == ["train_gpt.py", "helper_mod.py"]
+    # anything else around the exec is not a stub: it is never decoded as one
+    assert unwrap_stub(stub.replace(b"__wrapper_size__ = 1", b"print('hi')")) is None

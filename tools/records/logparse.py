@@ -167,8 +167,56 @@ def _split_code(text: str) -> tuple[str | None, str, int, list[str]]:
                 code, end = text[:later], later
                 break
             start = later + 1
+    later_run = _last_run_start(text, code, end)
+    if later_run is not None:
+        # Several runs appended to one file (each its source, then its lines): the last run made the final score.
+        code, body, first_line, more = _split_code(text[later_run:])
+        skipped = text.count("\n", 0, later_run)
+        return code, body, first_line + skipped, [
+            f"the log holds appended runs; the last one (from line {skipped + 1}) is read", *more]
     body = text[end + len(_SEPARATOR_LINE) :]
     return code, body, code.count("\n") + 3, notes  # the code's lines, the blank line, the separator
+
+
+_TRAINING_END_RE = re.compile(r"^(?:stopping_early|final_\S*_exact|step:(\d+)/\1\b)", re.MULTILINE)
+_MAX_RUNS = 16
+
+
+def _last_run_start(text: str, code: str, code_end: int) -> int | None:
+    """Where the last of several appended runs begins, or None for a log of one run. A later run starts with the
+    first line of the first run's source, after a line that ends a run, and its text up to the next separator
+    parses as Python (a docstring line inside a source does not)."""
+    first = code.split("\n", 1)[0]
+    if not first.strip():
+        return None
+    marker = "\n" + first + "\n"
+    found, search_from = None, code_end
+    for _ in range(_MAX_RUNS):
+        ended = _TRAINING_END_RE.search(text, search_from)
+        if ended is None:
+            break
+        start = text.find(marker, ended.end())
+        while start >= 0:
+            separator = text.find(_SEPARATOR_LINE, start + 1)
+            if separator < 0:
+                return found
+            if _parses(text[start + 1 : separator]):
+                found, search_from = start + 1, separator
+                break
+            start = text.find(marker, start + 1)
+        else:
+            break
+    return found
+
+
+def _parses(source: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _split_headed(text: str) -> tuple[str | None, str, int, list[str]]:

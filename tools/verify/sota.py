@@ -280,9 +280,7 @@ def sota_at(
         # The candidate is a record of this track: records of its own day that entered the repository before it
         # are its history too (a same-day copy of an accepted record is judged against that record).
         key = judge.order_key(date, excluded)
-        if any(f == excluded for _, f in judge.pending):
-            judge = _track_judge(track_id, records_root, tracks, datasets_root, exclude=excluded)
-        judge.judge_until(None, key=key)
+        judge.judge_until(None, key=key)  # the candidate's own key is not before itself: it is never judged here
         for entry in reversed(judge.chain):
             if entry.record != excluded and judge.keys.get(entry.record, key) < key:
                 return entry

@@ -135,6 +135,11 @@ def _headline(ctx: RecordContext, values: list[float], losses: list[float], clai
             claimed_mean is not None and _agrees(claim, claimed_mean, decimals(claim), places)
         ):
             pass
+        elif ctx.legacy and len(values) > 1 and abs(claim - mean) <= 10.0 ** -max(decimals(claim), places) + 1e-12:
+            # A mean of per-seed scores rounded to the headline's precision differs from the exact mean by up to
+            # one unit in that place (half from rounding the seeds, half from rounding the mean).
+            found.notes.append(f"headline val_bpb {claim} is the mean of the seeds' scores rounded as printed "
+                               f"(exact mean {mean:.8f})")
         elif ctx.legacy and len(values) > 1 and _agrees(claim, min(values), precision, places):
             found.notes.append(f"headline val_bpb {claim} is the best seed's ({min(values)}), not the mean ({mean:.8f})")
             found.informative.append(found.notes[-1])
@@ -202,7 +207,10 @@ def check_claims_match_logs(ctx: RecordContext) -> CheckResult:
 
     if not submission.seeds:
         # Public files: only headline numbers. Compare them with the logs' scores.
-        scored = [item for item in ctx.logs if item.log.val_bpb is not None]
+        scored = [item for item in ctx.counted_logs if item.log.val_bpb is not None]
+        if not scored and submission.val_bpb is not None:
+            return result(CHECK_ID, "fail", f"submission.json: val_bpb {submission.val_bpb} claimed but no log prints a "
+                                            f"final score ({', '.join(item.name for item in ctx.logs)})")
         if not scored:
             return result(CHECK_ID, "skip", "legacy record: no scores in the logs to compare the headline with")
         precision = min(_score_decimals(item.log, "val_bpb") for item in scored)

@@ -194,6 +194,9 @@ class RecordContext:
                 claimed = claim.val_bpb if claim is not None else None
                 fitting = [item for item in candidates if claimed is not None and item.log.val_bpb is not None
                            and agrees_with_line(claimed, item.log.val_bpb, item.log.score_line, self.claim_min_decimals)]
+                # A claim printed coarsely may fit several runs of its seed (a rerun, an eval-only re-run): the
+                # closest is the one it was rounded from.
+                fitting.sort(key=lambda item: abs(item.log.val_bpb - claimed))
                 matched[seed] = (fitting or candidates)[0]
             else:
                 problems.append(f"submission.json: seed {seed} has no log")
@@ -204,10 +207,27 @@ class RecordContext:
         """The logs a verdict is computed from: every log, except that a public record which lists its seeds is
         judged by the logs of those seeds; its other logs (ablations, reruns, studies) are supplementary."""
         matched, _ = self.claim_matching
+        submission = self.record.submission
+        if self.legacy and not matched and submission is not None and not submission.seeds:
+            return self._headline_logs(submission.val_bpb)
         if not (self.legacy and matched):
             return self.logs
         names = {item.name for item in matched.values()}
         return tuple(item for item in self.logs if item.name in names)
+
+    def _headline_logs(self, headline: float | None) -> tuple[SeedLog, ...]:
+        """A public submission with only a headline: every log counts (the headline is their mean), unless the
+        headline is exactly one log's own score and not the mean: then a study's other logs (ablations, other
+        configurations) are supplementary."""
+        if headline is None or len(self.logs) < 2:
+            return self.logs
+        scores = [item.log.val_bpb for item in self.logs]
+        mean = _mean(scores)
+        if mean is not None and abs(mean - headline) <= 10.0 ** -max(decimals(headline), self.claim_min_decimals):
+            return self.logs
+        own = tuple(item for item in self.logs if item.log.val_bpb is not None
+                    and agrees_with_line(headline, item.log.val_bpb, item.log.score_line, self.claim_min_decimals))
+        return own if len(own) == 1 else self.logs
 
     @property
     def supplementary_logs(self) -> list[str]:

@@ -45,13 +45,15 @@ def check_code_matches_logs(ctx: RecordContext) -> CheckResult:
     problems, without_code, via_stub, via_other = [], [], [], []
     for item in ctx.counted_logs:
         log = item.log
-        if log.code is None or (ctx.legacy and not _looks_like_python(log.code)):
+        if log.code is None or (ctx.legacy and not _is_source(log.code, script)):
             without_code.append(item.name)  # a public log's text before a header line is not always code
             continue
         embedded = log.code.encode("utf-8", errors="surrogateescape")
         if embedded != script:
             if unwrapped is not None and embedded == unwrapped:
                 via_stub.append(item.name)
+            elif ctx.legacy and embedded.endswith(b"\n" + script):
+                via_other.append(f"{item.name} printed a banner before it")
             elif embedded in others:
                 via_other.append(f"{item.name} ran {others[embedded]}")
             else:
@@ -92,14 +94,18 @@ def _other_scripts(ctx: RecordContext) -> dict[bytes, str]:
     return found
 
 
-def _looks_like_python(text: str) -> bool:
-    """Parses as Python (as data: nothing runs). The text before a public log's first header line is sometimes a
-    banner, not the script."""
+def _is_source(text: str, script: bytes) -> bool:
+    """The text before a public log's first header line is sometimes a banner, not a source: a source parses as
+    Python (as data: nothing runs) or shares most of its lines with the script (a slightly broken copy of it is
+    still the code that ran, and differs)."""
     try:
         ast.parse(text)
+        return True
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    known = set(script.decode("utf-8", "replace").splitlines())
+    return bool(lines) and sum(line in known for line in lines) >= len(lines) / 2
 
 
 # Settings that name the run or where its files live, not how it trains: they may differ between seeds. Public logs
@@ -178,6 +184,9 @@ def check_min_seeds(ctx: RecordContext) -> CheckResult:
     count, labels = scored_seed_count(ctx)
     needed = ctx.track.min_seeds
     shown = ", ".join(labels) or "none"
+    if count == 0 and ctx.legacy:
+        # No log at all is the files check's failure, a claim no log backs is claims_match_logs': not counted twice.
+        return result("min_seeds", "skip", "no log prints a final score (see files and claims_match_logs)", count=0)
     if count < needed:
         return result("min_seeds", "fail", f"{count} scored seed(s) ({shown}) < track minimum {needed}", count=count)
     return result("min_seeds", "pass", f"{count} scored seeds ({shown}) >= track minimum {needed}", count=count)
