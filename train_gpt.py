@@ -954,6 +954,14 @@ def train() -> None:
 # the dataset nor DDP.
 
 
+def usage() -> str:
+    """The module docstring, then every setting: environment variable, CPU default, CUDA default."""
+    rows = [f"  {f.name.upper():<28} {f.default!s:<34} {CUDA_DEFAULTS.get(f.name, f.default)!s}"
+            for f in dataclasses.fields(Hyperparameters)]
+    header = f"  {'variable':<28} {'CPU default':<34} CUDA default"
+    return "\n".join([__doc__.strip(), "", "Settings (environment variables):", header, *rows])
+
+
 def main(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "score":
@@ -974,8 +982,11 @@ def main(argv: list[str]) -> int:
             table, _, dummy_prefix = build_byte_table(a.tokenizer)
             np.save(a.out, table.astype(np.int64), allow_pickle=False)
             Path(a.out).with_suffix(".json").write_text(json.dumps({"leading_space_after_bos_is_free": dummy_prefix}) + "\n")
+        elif argv and argv[0] in ("-h", "--help", "help"):
+            print(usage())
         elif argv:
-            print(f"unknown command {argv[0]!r}; use no arguments to train, or 'score' / 'byte-table'", file=sys.stderr)
+            print(f"unknown command {argv[0]!r}; use no arguments to train, or 'score' / 'byte-table' "
+                  f"(--help lists the settings)", file=sys.stderr)
             return 2
         else:
             train()

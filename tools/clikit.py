@@ -5,6 +5,7 @@ Subcommands live in their own modules (one per concern) and are listed by "modul
 
 from __future__ import annotations
 
+import difflib
 import importlib
 
 import click
@@ -26,3 +27,12 @@ class LazyGroup(click.Group):
                 raise TypeError(f"{self.lazy_commands[name]} is not a click command")
             return command
         return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """A mistyped subcommand names the closest real ones."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (commands: {', '.join(self.list_commands(ctx))})")
+        return super().resolve_command(ctx, args)

@@ -18,6 +18,7 @@ COMMANDS = {
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parameter-golf-judge", prog_name="submit")
 def main() -> None:
     """Turn training logs into verified records and keep leaderboard.md up to date.
 

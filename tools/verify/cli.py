@@ -22,6 +22,7 @@ COMMANDS = {
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parameter-golf-judge", prog_name="verify")
 def main() -> None:
     """Judge parameter-golf records: static checks, statistics, tokenizer audit, probes, reproduction.
 
