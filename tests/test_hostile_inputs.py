@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.fskit import remove_nested
 from tests.recordkit import make_record, make_repo_tree, repo_env
 from tools.records.model import RecordError
 from tools.records.schema import load_submission
@@ -84,22 +85,7 @@ def test_fifteen_hundred_nested_folders_fail_the_record_alone(root):
     assert reports["2026-01-10_good"].ok
     assert isinstance(reports["2026-01-11_deep"], RecordError)
     assert "nested deeper than" in reports["2026-01-11_deep"].message
-    _remove_nested(bad, "d")  # shutil.rmtree (pytest's cleanup) recurses per level and would overflow
-
-
-def _remove_nested(top, name):
-    """Remove a chain of folders `name/name/...` below `top`, bottom-up, by descriptor."""
-    chain = [os.open(top, os.O_RDONLY)]
-    while True:
-        try:
-            chain.append(os.open(name, os.O_RDONLY, dir_fd=chain[-1]))
-        except FileNotFoundError:
-            break
-    os.close(chain.pop())  # the deepest folder: empty
-    while chain:
-        parent = chain.pop()
-        os.rmdir(name, dir_fd=parent)
-        os.close(parent)
+    remove_nested(bad, "d")  # shutil.rmtree (pytest's cleanup) recurses per level and would overflow
 
 
 def test_a_log_with_a_50_mb_line_is_read_in_bounded_time(root):

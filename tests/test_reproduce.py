@@ -78,9 +78,12 @@ def main():
     if os.environ.get("RANK", "0") != "0":  # like the baseline: rank 0 writes the log and the artifact
         return
     if PID_FILE:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        with open(PID_FILE, "w") as f:  # a "started" signal; pids inside a PID namespace mean nothing outside
-            f.write(f"{{os.getpid()}} {{child.pid}}")
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # pg-hang-child"])
+        try:  # a "started" signal; the sandbox hides the judge's paths, so the test also looks for the child
+            with open(PID_FILE, "w") as f:
+                f.write(f"{{os.getpid()}} {{child.pid}}")
+        except OSError:
+            pass
     if MODE == "crash":
         print("loading data...", flush=True)
         print("RuntimeError: boom, the model exploded", flush=True)
@@ -177,16 +180,27 @@ def processes_in(folder: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if cwd.startswith(str(folder) + os.sep) and state != "Z":  # a zombie is already dead
+        if state == "Z":  # a zombie is already dead
+            continue
+        if cwd.startswith(str(folder) + os.sep) or _is_hang_child(entry):
             found.append(int(entry.name))
     return found
+
+
+def _is_hang_child(entry: Path) -> bool:
+    """The fake trainer's sleeping child, found by its command line: inside the sandbox its working directory is
+    not a host path."""
+    try:
+        return b"pg-hang-child" in (entry / "cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def watch_processes(started_file: Path, folder: Path, seen: list[int]) -> threading.Thread:
     """Record the processes running under `folder` once the trainer says it started (proves the check can fail)."""
     def watch():
         deadline = time.monotonic() + 30
-        while not started_file.exists() and time.monotonic() < deadline:
+        while not started_file.exists() and not processes_in(folder) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)
         seen.extend(processes_in(folder))
@@ -390,7 +404,7 @@ def test_a_hang_is_killed_at_the_time_limit_with_its_whole_process_group(repo, t
     assert run.timed_out and run.returncode is None and run.status == "fail"
     assert "seed 42: killed at the 3 s time limit" in result.check.message
     assert "step:1/100" in result.check.message  # the tail says how far it got
-    assert len(seen) >= 2, "the trainer and its child should have been running in the private copy"
+    assert len(seen) >= 1, "the trainer's child should have been running"
     assert processes_in(scratch) == [], "the trainer or its child survived the time limit"
     assert leftovers(repo) == []
 
@@ -475,17 +489,14 @@ def test_several_processes_launch_through_torchrun_even_without_network(repo):
     assert result.check.status == "pass", result.check.message
 
 
-def test_a_platform_without_network_namespaces_is_reported_as_not_isolated(repo, monkeypatch):
+def test_without_the_sandbox_reproduction_refuses_to_run_record_code(repo, monkeypatch):
     import tools.verify.sandbox as sandbox
 
-    refused = ((), "network not isolated: this platform refuses network namespaces (unshare -n failed)")
-    monkeypatch.setattr(sandbox, "network_namespace_prefix", lambda: refused)
-    monkeypatch.setattr(rp, "network_namespace_prefix", lambda: refused)
-    result = reproduce(record_with(repo, fake_trainer()), n=1)
-    assert result.check.status == "pass"
-    assert result.network_isolated is False and result.network_note == refused[1]
-    assert "sandbox: network not isolated: this platform refuses" in format_table(result)
-    assert result.report().to_json()["stats"]["network"] == {"isolated": False, "note": refused[1]}
+    # Fails closed: no bubblewrap, no run (an unsandboxed verdict is only ever had with --unisolated, see
+    # tests/test_sandbox_attacks.py).
+    monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
+    with pytest.raises(sandbox.SandboxUnavailable):
+        reproduce(record_with(repo, fake_trainer()), n=1)
 
 
 def test_an_unclaimed_seed_runs_but_only_warns(repo):

@@ -146,8 +146,12 @@ def test_broken_byte_table_output_fails(repo, body, expected):
 
 
 def test_record_code_runs_from_a_private_copy(repo):
-    # A record that tries to rewrite its own folder (or leave files in it) must not touch the original.
-    script = byte_table_script("open(__file__, 'w').write('tampered'); open('left_behind.txt', 'w').write('x')")
+    # A record that tries to rewrite its own folder (or leave files in it) must not touch the original; the
+    # sandbox's copy is read-only as well, so the writes are refused and the table is still built.
+    tamper = ("refused = 0\nfor name, text in ((__file__, 'tampered'), ('left_behind.txt', 'x')):\n"
+              "    try:\n        open(name, 'w').write(text)\n    except OSError:\n        refused += 1\n"
+              "assert refused == 2, 'the copy should be read-only'")
+    script = byte_table_script(tamper)
     folder = build_record(repo, "2026-01-01_tamper", script)
     before = sorted(p.name for p in folder.iterdir())
     assert by_id(audit_record(folder))["tokenizer_bytes"].status == "pass"

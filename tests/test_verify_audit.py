@@ -86,3 +86,14 @@ def test_a_repository_checkout_is_audited_through_its_records_folder(tmp_path):
     run = _audit(tree.parent, "--ruleset", "parameter-golf")
     assert run.exit_code == 1
     assert "1 of 3 records passed" in run.output
+
+
+def test_ruleset_option_on_record_and_tokenizer(tmp_path):
+    tree = _tree(tmp_path)
+    good = tree / "track_10min_16mb" / "2026-03-17_good"
+    run = CliRunner().invoke(main, ["record", str(good), "--ruleset", "parameter-golf"])
+    assert run.exit_code == 0, run.output  # our own tracks would reject it (no line cap there, its track alias...)
+    assert CliRunner().invoke(main, ["record", str(good)]).exit_code != 0
+    for command in ("record", "tokenizer"):
+        bad = CliRunner().invoke(main, [command, str(good), "--ruleset", "no-such-rules"])
+        assert bad.exit_code == 2 and "unknown ruleset" in bad.output, bad.output

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from tools.records import paths
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Report, Status, Track
-from tools.verify.sandbox import SandboxResult, network_namespace_prefix, run_sandboxed
+from tools.verify.sandbox import Limits, SandboxResult, network_namespace_prefix, run_sandboxed
 
 CHECK_ID = "reproduction"
 DEFAULT_MARGIN_S = 120.0  # start-up (imports, data loading) and serialization on top of the train + eval caps
@@ -39,6 +39,10 @@ ARTIFACT_NAME = "final_model.int8.ptz"  # contract §3: <ARTIFACT_DIR>/final_mod
 MAX_LOG_BYTES = 64 * 1024**2  # what --logs-dir copies out of the sandbox
 MAX_COPY_BYTES = 512 * 1024**2  # a record is code + a few logs; anything bigger is not copied into the sandbox
 TAIL_LINES_IN_MESSAGE = 5
+# Training: many threads per process (torchrun ranks x intra-op threads), checkpoints and compile caches. Where GPU
+# devices are present the sandbox lifts the address-space limit (CUDA reserves terabytes of it).
+REPRODUCE_LIMITS = Limits(memory_bytes=32 * 1024**3, max_processes=8192, file_bytes=8 * 1024**3,
+                          disk_bytes=32 * 1024**3, tmp_bytes=4 * 1024**3, output_bytes=512 * 1024**2)
 # Shipped results stay out of the private copy: the reproduced score has to come from training, not from them.
 _SHIPPED_RESULTS = re.compile(r"^(train_seed\d+.*\.log|final_model_seed\d+.*)$")
 _SEED_IN_LOG_NAME = re.compile(r"train_seed(\d+)")
@@ -535,9 +539,12 @@ def _run_one_seed(*, seed: int, index: int, count: int, record_folder: Path, wor
     env = seed_env(track, seed=seed, data_path=data_path, run_id=run_id, artifact_dir=artifact_dir, nproc=nproc,
                    network_isolated=network_isolated, temp_dir=temp_dir)
     sink = progress(seed, index, count, time_limit_s, track.train_time_cap_s) if progress else None
-    sandbox = run_sandboxed(launch_argv(nproc, loopback_up=nproc > 1 and network_isolated), cwd=copy,
-                            timeout_s=time_limit_s, env=env, on_line=sink.update if sink else None,
-                            isolate_network=isolate_network)
+    (copy / "logs").mkdir()
+    # The child reads its copy and the dataset, writes only logs/ (its log and ARTIFACT_DIR) and its TMPDIR; the
+    # sandbox's own network namespace has its loopback up, so torchrun needs no help.
+    sandbox = run_sandboxed(launch_argv(nproc), cwd=copy, timeout_s=time_limit_s, env=env,
+                            on_line=sink.update if sink else None, isolate_network=isolate_network,
+                            inputs=[data_path], writable=[copy / "logs", temp_dir], limits=REPRODUCE_LIMITS, gpu=True)
     log_path = copy / "logs" / f"{run_id}.txt"
     parsed, log_problem = _read_reproduced_log(log_path)
     artifact_bytes, artifact_problem = _artifact_size(artifact_dir / ARTIFACT_NAME)

@@ -4,7 +4,8 @@
 
 A record's code is never imported here: each call copies the record folder into a fresh private temporary
 folder (regular files only, no symlinks, none of the other seeds' artifacts), runs the script there through
-`run_sandboxed` with a time limit, and reads back nothing but a plain array, whose header, shape, dtype, size
+`run_sandboxed` with a time limit (the child sees its copy and the tokens read-only, and writes only its output
+folder), and reads back nothing but a plain array, whose header, shape, dtype, size
 and values are checked before the judge does any arithmetic on it. A fresh copy per call keeps one call from
 leaving state in its folder for the next.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.verify.sandbox import SandboxResult, run_sandboxed
+from tools.verify.sandbox import Limits, SandboxResult, run_sandboxed
 
 SCORE_COMMAND = "score"
 ACCEPTED_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))
@@ -61,6 +62,13 @@ class ScorerCall:
     positions: int
     wall_s: float
     output_bytes: int
+
+
+def call_limits(shape: tuple[int, int, int]) -> Limits:
+    """The sandbox's limits for one call, sized from the one file it must write: float64 [B, T, V] at most."""
+    out_bytes = 8 * shape[0] * shape[1] * shape[2] + MAX_HEADER_BYTES
+    return Limits(memory_bytes=max(4 * 1024**3, 2 * 1024**3 + 3 * out_bytes), file_bytes=out_bytes,
+                  disk_bytes=out_bytes + 64 * 1024**2)
 
 
 def has_score_entry_point(script_text: str) -> bool:
@@ -179,7 +187,7 @@ class ScorerSession:
                  timeout_s: float = 600.0, on_line: Callable[[str], None] | None = None,
                  env: dict[str, str] | None = None, hide: Sequence[Path] = ()):
         self.record_dir = Path(record_dir)
-        self.hide = tuple(hide)
+        self.hide = tuple(hide)  # kept for callers: the sandbox now shows the child nothing it was not given
         self.script_name = Path(script).relative_to(self.record_dir).as_posix()
         self.artifact_name = Path(artifact).relative_to(self.record_dir).as_posix()
         self.vocab_size = int(vocab_size)
@@ -211,19 +219,22 @@ class ScorerSession:
             raise ValueError(f"tokens must be [B, T], got shape {tokens.shape}")
         self._count += 1
         call_dir = self._root / f"call{self._count:04d}"
-        work = call_dir / "record"
-        work.mkdir(parents=True)
+        work, inbox, outbox = call_dir / "record", call_dir / "in", call_dir / "out"
+        for folder in (work, inbox, outbox):
+            folder.mkdir(parents=True)
         try:
             copy_record(self.record_dir, work, keep_artifact=self.artifact_name)
-            tokens_path, out_path = call_dir / "tokens.npy", call_dir / "logprobs.npy"
+            tokens_path, out_path = inbox / "tokens.npy", outbox / "logprobs.npy"
             np.save(tokens_path, tokens, allow_pickle=False)
+            shape = (tokens.shape[0], tokens.shape[1], self.vocab_size)
             argv = ["python", self.script_name, SCORE_COMMAND, "--artifact", self.artifact_name,
                     "--tokens", str(tokens_path), "--out", str(out_path)]
+            # The child sees its copy and the tokens (read-only) and writes only out/; nothing else of the judge.
             result = run_sandboxed(argv, cwd=work, timeout_s=self.timeout_s, env=self.env, on_line=self.on_line,
-                                   kill_grace_s=KILL_GRACE_S, hide=self.hide)
+                                   kill_grace_s=KILL_GRACE_S, inputs=[inbox], writable=[outbox],
+                                   limits=call_limits(shape))
             self.network_note = result.note
             self._raise_for(result, out_path, work)
-            shape = (tokens.shape[0], tokens.shape[1], self.vocab_size)
             logprobs = open_logprobs(out_path, shape)
             check_values(logprobs, out_path.name)
             self.calls.append(ScorerCall(rows=shape[0], positions=shape[0] * shape[1], wall_s=result.wall_s,
@@ -237,9 +248,12 @@ class ScorerSession:
 
     def _raise_for(self, result: SandboxResult, out_path: Path, work: Path) -> None:
         # Paths inside our temporary copy mean nothing to the reader (and differ every run).
-        last = _last_lines(result.output_tail.replace(f"{work}{os.sep}", "").replace(str(out_path.parent), "."))
+        last = _last_lines(result.output_tail.replace(f"{work}{os.sep}", "").replace(str(out_path.parent), ".")
+                           .replace(str(work.parent / "in"), "."))
         if result.timed_out:
             raise ScorerFailed(f"the scorer did not finish within {self.timeout_s:g} s (killed){last}")
+        if result.killed:
+            raise ScorerFailed(f"the scorer went over the sandbox's {result.killed} limit (killed){last}")
         if result.returncode != 0:
             if not out_path.exists() and looks_like_usage_error(result):
                 raise ScorerUnavailable(f"{self.script_name} has no `score` command (usage error){last}")

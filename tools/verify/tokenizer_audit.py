@@ -7,6 +7,8 @@ Three checks, each computed from the original validation documents, never from a
 - `tokenizer_bytes`: the record's own accounting (its `train_gpt.py byte-table`, run in the sandbox; else the
   baseline's) summed over the scored targets equals the true byte count; a difference is attributed to the known
   bug classes (tools.verify.byte_table) and converted to bpb. Logged `val_bytes` must equal the truth as well.
+When the track's validation text is not on this machine (the main track's FineWeb), a record that ships its own
+vocabulary or byte table is audited from those files on the judge's probe corpus (tools.verify.shipped_tokenizer).
 """
 
 from __future__ import annotations
@@ -327,7 +329,8 @@ def run_byte_table(
         (judge_dir / tokenizer_path.name).write_bytes(tokenizer_bytes)
         out_rel = f"{judge_dir.name}/byte_table.npy"
         argv = ["python", SCRIPT_NAME, "byte-table", "--tokenizer", f"{judge_dir.name}/{tokenizer_path.name}", "--out", out_rel]
-        result = run_sandboxed(argv, cwd=copy, timeout_s=timeout_s, env={"OMP_NUM_THREADS": "1"})
+        # Read-only copy; the child writes only its judge folder (which also holds the tokenizer it reads).
+        result = run_sandboxed(argv, cwd=copy, timeout_s=timeout_s, env={"OMP_NUM_THREADS": "1"}, writable=[judge_dir])
         if result.timed_out:
             return TableRun("failed", None, f"{label}: `byte-table` did not finish within {timeout_s:g} s", result.note, tuple(skipped))
         if result.returncode != 0:
@@ -485,6 +488,8 @@ class RecordAudit:
     checks: tuple[CheckResult, ...]
     audit: AuditResult | None = None
     comparisons: tuple[TableComparison, ...] = ()
+    mode: str = "the track's validation set"  # or tools.verify.shipped_tokenizer.AUDIT_NAME
+    header: tuple[str, ...] = ()  # report lines that say what was audited, when `audit` cannot
 
     @property
     def ok(self) -> bool:
@@ -516,7 +521,16 @@ def audit_record_detailed(
         raise RecordError(folder, "not a record folder")
     track = _load_track(track_id or folder.resolve().parent.name, tracks, folder)
     dataset_dir = Path(datasets_root or paths.datasets_root()) / track.dataset
+    if not os.path.lexists(dataset_dir / "manifest.json"):  # the track's data is not on this machine
+        shipped = _shipped_instead(folder, dataset_dir, datasets_root, num_threads)
+        if shipped is not None:
+            return shipped
     val = read_val_documents(dataset_dir)
+    if not any(isinstance(d, dict) and d.get("split") == "val" for d in val.manifest["documents"]):
+        # A dataset built from published token shards has no raw validation text to recount.
+        shipped = _shipped_instead(folder, dataset_dir, datasets_root, num_threads)
+        if shipped is not None:
+            return shipped
     own = record_tokenizer_path(folder)
     tokenizer_path, origin = (own, "record") if own is not None else (dataset_tokenizer_path(dataset_dir, val.manifest), "dataset")
     where = f"{dataset_dir.name}/val_docs"
@@ -556,6 +570,22 @@ def audit_record_detailed(
                                 f"{roundtrip.message}; {note}", roundtrip.evidence)
     checks = (val_check, roundtrip, bytes_check)
     return RecordAudit(str(folder), tokenizer_path, origin, dataset_dir, checks, audit, (comparison,))
+
+
+def _shipped_instead(folder: Path, dataset_dir: Path, datasets_root: str | Path | None,
+                     num_threads: int) -> RecordAudit | None:
+    """Without the track's validation text, a record that ships its own vocabulary or byte table is audited from
+    those files on the judge's probe corpus (tools.verify.shipped_tokenizer); None when it ships neither."""
+    from tools.verify import shipped_tokenizer
+
+    files = shipped_tokenizer.find_shipped(folder)
+    if not files.any:
+        return None
+    result = shipped_tokenizer.audit_shipped(folder, datasets_root=datasets_root, num_threads=num_threads)
+    where = files.vocabulary or files.table
+    assert where is not None
+    return RecordAudit(str(folder), where, "record", dataset_dir, result.checks, None, result.comparisons,
+                       mode=shipped_tokenizer.AUDIT_NAME, header=result.header)
 
 
 def _record_error(error: Exception) -> RecordError:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tools.records.model import CheckResult, RecordError
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
 
 # Check ids written to verification.json: the ones that run the record's code (the leaderboard recomputes the rest).
 EVIDENCE_STAGES = ("verify tokenizer", "verify probes", "verify reproduce")
@@ -22,7 +23,8 @@ EVIDENCE_STAGES = ("verify tokenizer", "verify probes", "verify reproduce")
               help="Record the tokenizer, probe and reproduction results in PATH/verification.json for the "
                    "leaderboard's 'verified' column (maintainers and the merge workflow; never in a pull request).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool) -> None:
+@click.option("--unisolated", is_flag=True, help=UNISOLATED_FLAG_HELP + " Not with --write-evidence.")
+def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool, unisolated: bool) -> None:
     """Run every judge on one record: verify record, tokenizer (always), probes, reproduce (when the track runs here).
 
     \b
@@ -30,18 +32,29 @@ def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool) ->
       verify all records/track_cpu_shakespeare/2026-11-22_cpu_baseline --write-evidence
 
     \b
-    Exit codes: 0 no check failed, 1 a check failed, 2 bad usage or unreadable record.
+    Exit codes: 0 no check failed, 1 a check failed, 2 bad usage, unreadable record, or no sandbox (bubblewrap)
+    without --unisolated.
     """
     from tools.verify.pr_stages import REPRODUCE, real_stages, stage_applies
     from tools.verify.report_format import json_safe, render_checks
 
+    if unisolated and write_evidence:  # evidence is only what the judge saw under the sandbox
+        click.echo("error: --unisolated: an unisolated verdict is never evidence; drop --write-evidence", err=True)
+        sys.exit(2)
+    refusal = cli_refusal(unisolated)
+    if refusal:
+        click.echo(refusal, err=True)
+        sys.exit(2)
+    if unisolated:
+        click.echo(UNISOLATED_WARNING, err=True)
     stages: dict[str, list[CheckResult]] = {}
     try:
-        for name, stage in real_stages().items():
-            if name == REPRODUCE and not (reproduce and stage_applies(name, path, [])):
-                continue
-            click.echo(f"==> {name} {path}", err=True)
-            stages[name] = stage(path)
+        with unisolated_mode(unisolated):
+            for name, stage in real_stages().items():
+                if name == REPRODUCE and not (reproduce and stage_applies(name, path, [])):
+                    continue
+                click.echo(f"==> {name} {path}", err=True)
+                stages[name] = stage(path)
     except RecordError as error:
         click.echo(f"error: {error.where}: {error.message}", err=True)
         sys.exit(2)
@@ -54,12 +67,12 @@ def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool) ->
         written = write_verification_evidence(path, evidence)
         click.echo(f"evidence: {written}", err=True)
     if as_json:
-        payload = {"ok": ok, "record": str(path),
+        payload = {"ok": ok, "record": str(path), "isolation": "unisolated" if unisolated else "bubblewrap",
                    "stages": {name: [{"id": c.id, "status": c.status, "message": c.message} for c in results]
                               for name, results in stages.items()}}
         click.echo(json.dumps(json_safe(payload), indent=2))
     else:
         for name, results in stages.items():
             click.echo(f"\n{name}\n{render_checks(results)}")
-        click.echo(f"\n{'PASSED' if ok else 'FAILED'}: {path}")
+        click.echo(f"\n{'PASSED' if ok else 'FAILED'}: {path}" + (" (UNISOLATED: not evidence)" if unisolated else ""))
     sys.exit(0 if ok else 1)

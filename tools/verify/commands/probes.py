@@ -14,6 +14,7 @@ import click
 
 from tools.records.model import RecordError
 from tools.verify.probes import DEFAULT_POSITIONS, DEFAULT_TIMEOUT_S
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
 
 
 def parse_seeds(values: tuple[str, ...]) -> list[int] | None:
@@ -63,15 +64,17 @@ def _check_json(check) -> dict:
               help="Prepared datasets (default: $PG_DATASETS_ROOT, else <repo>/data/datasets).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON, with each probe's evidence.")
+@click.option("--unisolated", is_flag=True, help=UNISOLATED_FLAG_HELP)
 def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore: bool, timeout_s: float,
-            rng_seed: int | None, datasets_root: Path | None, quiet: bool, as_json: bool) -> None:
+            rng_seed: int | None, datasets_root: Path | None, quiet: bool, as_json: bool, unisolated: bool) -> None:
     """Check that a record's model is a real, causal distribution that earns its claimed score.
 
     \b
     The record's own scoring entry point (docs/CONTRACTS.md §4)
         python train_gpt.py score --artifact final_model_seed<SEED>.* --tokens IN.npy --out OUT.npy
-    runs in a sandboxed child process (a private copy of PATH, a time limit, its own process group and PID
-    namespace, no network where the platform allows it, CPU only, a scrubbed environment). It returns full
+    runs under bubblewrap (tools/verify/sandbox.py: uid 65534, no capabilities, its own namespaces and
+    /proc, only a private read-only copy of PATH and the tokens visible, no network, CPU only, limits on
+    time, memory, processes, disk and output; no bubblewrap: exit 2 unless --unisolated). It returns full
     log-probabilities [B, T, V]; the judge checks their shape, dtype and values and does all the arithmetic:
 
     \b
@@ -110,12 +113,18 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
     except ValueError as problem:
         click.echo(f"error: {path}: {problem}", err=True)
         sys.exit(2)
+    refusal = cli_refusal(unisolated)
+    if refusal:
+        click.echo(refusal, err=True)
+        sys.exit(2)
+    if unisolated:
+        click.echo(UNISOLATED_WARNING, err=True)
 
     def progress(line: str) -> None:
         click.echo(f"probes: {line}", err=True)
 
     try:
-        with _terminate_like_interrupt():
+        with _terminate_like_interrupt(), unisolated_mode(unisolated):
             checks = probe_record(path, seeds=seeds, positions=positions, rescore=not no_rescore,
                                   datasets_root=datasets_root, timeout_s=timeout_s, rng_seed=rng_seed,
                                   progress=None if quiet else progress)

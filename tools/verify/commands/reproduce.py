@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from tools.records.model import RecordError
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
 
 
 def parse_seed_list(text: str) -> list[int]:
@@ -115,17 +116,20 @@ def _terminate_like_interrupt() -> Iterator[None]:
 @click.option("--tracking-uri", metavar="URI", help="MLflow store (default: $MLFLOW_TRACKING_URI, else <repo>/mlflow.db).")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON (same shape as `verify record --json`).")
+@click.option("--unisolated", is_flag=True, help=UNISOLATED_FLAG_HELP)
 def command(path: Path, seeds_text: str | None, count: int | None, nproc: int | None, margin_s: float,
             time_limit_s: float | None, logs_dir: Path | None, no_track: bool, tracking_uri: str | None, quiet: bool,
-            as_json: bool) -> None:
+            as_json: bool, unisolated: bool) -> None:
     """Re-run a record's own train_gpt.py seed by seed and check the runs against its claims.
 
     \b
     Each seed runs from a private temporary copy of PATH (never in place; shipped logs and artifacts left
     out) with the track's dataset and environment: SEED, DATA_PATH=<datasets>/<track dataset>, RUN_ID,
     ARTIFACT_DIR, and the track's [env] table (MAX_WALLCLOCK_SECONDS, TORCH_NUM_THREADS, ...). Each run has a
-    hard time limit (train cap + eval cap + --margin), its own process group (killed whole on timeout or
-    Ctrl-C) and no network where the platform allows it (the output says whether it was cut).
+    hard time limit (train cap + eval cap + --margin) and runs under bubblewrap: uid 65534, no capabilities,
+    its own namespaces and /proc, no network (loopback only), the copy and the dataset read-only, writing only
+    logs/ and its TMPDIR, with limits on memory, processes, disk and output. No bubblewrap: exit 2 (one line)
+    unless --unisolated, which the output reports and which is never evidence.
 
     \b
     The log each run writes is parsed like `verify record` parses logs, and the check `reproduction` fails
@@ -157,8 +161,14 @@ def command(path: Path, seeds_text: str | None, count: int | None, nproc: int | 
     except ValueError as problem:
         click.echo(f"error: {path}: {problem}", err=True)
         sys.exit(2)
+    refusal = cli_refusal(unisolated)
+    if refusal:
+        click.echo(refusal, err=True)
+        sys.exit(2)
+    if unisolated:
+        click.echo(UNISOLATED_WARNING, err=True)
     try:
-        with _terminate_like_interrupt():
+        with _terminate_like_interrupt(), unisolated_mode(unisolated):
             result = reproduce_record(
                 path, seeds=seeds, n=count, nproc=nproc, margin_s=margin_s, time_limit_s=time_limit_s,
                 progress=None if quiet else progress_factory(sys.stderr), track_in_mlflow=not no_track,

@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from tools.records.model import CheckResult, RecordError
+from tools.verify.commands.options import ruleset_option
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
 
 
 def _class_table(comparison) -> list[str]:
@@ -30,11 +32,12 @@ def _class_table(comparison) -> list[str]:
     return lines
 
 
-def format_report(title: str, audit, checks: Sequence[CheckResult], comparisons: Sequence, origin: str | None) -> str:
+def format_report(title: str, audit, checks: Sequence[CheckResult], comparisons: Sequence, origin: str | None,
+                  header: Sequence[str] = ()) -> str:
     """What was audited, the checks (the shared table of tools.verify.report_format), then the byte error by class."""
     from tools.verify.report_format import render_checks
 
-    lines = [title]
+    lines = [title, *header]
     if audit is not None:
         truth, stats = audit.truth, audit.stats
         lines.append(f"tokenizer: {truth.path}{f' (from the {origin})' if origin else ''}: {truth.describe()}")
@@ -70,20 +73,27 @@ def _fail_usage(where: str, what: str) -> None:
     sys.exit(2)
 
 
-def _run(path, tokenizer_path, text_paths, table_path, datasets_root, track_id, timeout_s, num_threads):
+def _run(path, tokenizer_path, text_paths, table_path, datasets_root, track_id, timeout_s, num_threads, ruleset=None):
     """Audit a record (PATH) or a tokenizer on texts; RecordError for unreadable input."""
     from tools.verify import tokenizer_audit
 
     if path is not None:
+        tracks = None
+        if ruleset is not None:
+            from tools.records.rulesets import load_ruleset
+
+            tracks = load_ruleset(ruleset)
         result = tokenizer_audit.audit_record_detailed(
-            path, datasets_root=datasets_root, track_id=track_id, timeout_s=timeout_s, num_threads=num_threads
+            path, tracks=tracks, datasets_root=datasets_root, track_id=track_id, timeout_s=timeout_s,
+            num_threads=num_threads,
         )
         return (result.audit, result.checks, result.comparisons, f"verify tokenizer {path}", result.tokenizer_origin,
-                str(result.tokenizer_path))
+                str(result.tokenizer_path), result.mode, result.header)
     audit, checks = tokenizer_audit.audit_texts(tokenizer_path, text_paths, table_path=table_path,
                                                 num_threads=num_threads)
     comparisons = (audit.table,) if audit.table is not None else ()
-    return audit, checks, comparisons, f"verify tokenizer --tokenizer {tokenizer_path}", None, str(tokenizer_path)
+    return (audit, checks, comparisons, f"verify tokenizer --tokenizer {tokenizer_path}", None, str(tokenizer_path),
+            "the given texts", ())
 
 
 @click.command("tokenizer")
@@ -102,8 +112,11 @@ def _run(path, tokenizer_path, text_paths, table_path, datasets_root, track_id, 
 @click.option("--threads", "num_threads", type=click.IntRange(1, 64), default=2, show_default=True,
               help="SentencePiece encoding threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option("--unisolated", is_flag=True, help=UNISOLATED_FLAG_HELP)
+@ruleset_option
 def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Path, ...], table_path: Path | None,
-            datasets_root: Path | None, track_id: str | None, timeout_s: float, num_threads: int, as_json: bool) -> None:
+            datasets_root: Path | None, track_id: str | None, timeout_s: float, num_threads: int, as_json: bool,
+            unisolated: bool, ruleset: str | None) -> None:
     """Check that a record's bpb denominator is the true byte count of the validation text.
 
     \b
@@ -118,6 +131,14 @@ def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Pa
                            class (leading space counted twice, byte token as U+FFFD, no standalone ▁,
                            ▁ as 3 bytes, partial UTF-8 pieces, control tokens counted, dummy prefix)
                            with ids, targets and bytes affected, and its effect on the claimed val_bpb.
+
+    \b
+    Without the track's validation text here (the main track's FineWeb), a record that ships its own
+    vocabulary (SentencePiece *.model, TokenMonster *.vocab) and/or byte table (*.meta.npz: base_bytes,
+    has_leading_space, is_boundary_token) is audited from those files instead ("shipped files + probe
+    corpus"): every id's count against what it decodes to, then the table's public rule summed over the
+    judge's probe corpus (Shakespeare validation when prepared, plus generated non-ASCII, byte-fallback and
+    whitespace-rich text) against the bytes the tokens decode to in context.
 
     \b
     Text mode (--tokenizer MODEL --text FILE...): each FILE is one document; --table OUT.npy is checked
@@ -142,10 +163,16 @@ def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Pa
         _fail_usage("verify tokenizer", "give a record PATH, or --tokenizer MODEL with at least one --text FILE")
     if path is not None and table_path is not None:
         _fail_usage(str(table_path), "--table goes with --tokenizer/--text; a record's table comes from its script")
+    refusal = cli_refusal(unisolated) if path is not None else None  # text mode runs no record code
+    if refusal:
+        click.echo(refusal, err=True)
+        sys.exit(2)
+    if unisolated and path is not None:
+        click.echo(UNISOLATED_WARNING, err=True)
     try:
-        with _terminate_like_interrupt():
-            audit, checks, comparisons, title, origin, tokenizer = _run(
-                path, tokenizer_path, text_paths, table_path, datasets_root, track_id, timeout_s, num_threads
+        with _terminate_like_interrupt(), unisolated_mode(unisolated):
+            audit, checks, comparisons, title, origin, tokenizer, mode, header = _run(
+                path, tokenizer_path, text_paths, table_path, datasets_root, track_id, timeout_s, num_threads, ruleset
             )
     except RecordError as e:
         _fail_usage(e.where, e.message)
@@ -159,6 +186,8 @@ def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Pa
         payload = {  # the shape of `verify record --json`, with evidence and the audit's details added
             "ok": ok,
             "record": str(path if path is not None else tokenizer_path),
+            "audit": mode,
+            "header": list(header),
             "stats": {},
             "tokenizer": audit.summary_json() if audit is not None else {"tokenizer": tokenizer},
             "checks": [{"id": c.id, "status": c.status, "message": c.message, "evidence": dict(c.evidence)} for c in checks],
@@ -166,5 +195,5 @@ def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Pa
         }
         click.echo(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False))
     else:
-        click.echo(format_report(title, audit, checks, comparisons, origin))
+        click.echo(format_report(title, audit, checks, comparisons, origin, header))
     sys.exit(0 if ok else 1)
