@@ -93,11 +93,13 @@ def test_failing_record_exits_1_and_json_carries_the_evidence(tree):
     assert evidence["rng_seed"] == 0 and evidence["seeds"]["42"]["worst_ratio_to_tolerance"] > 1
 
 
-def test_skipped_record_exits_0_and_says_a_human_must_review(tree):
+def test_a_record_with_nothing_to_probe_is_never_passed(tree):
+    # Issue 10: `verify probes` with every probe skipped said PASSED and exited 0. Nothing checked is exit 2.
     root, dataset, _ = tree
     result = invoke(str(make_scorer_record(root, dataset, "honest", artifacts=())))
-    assert result.exit_code == 0
-    assert result.output.count("a human must review") == 3
+    assert result.exit_code == 2
+    assert "nothing checked: the record ships no artifact" in result.output
+    assert "a human must review" in result.output and "PASSED" not in result.output
 
 
 @pytest.mark.parametrize("make_args,expected", [

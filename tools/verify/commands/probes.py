@@ -135,6 +135,14 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
         click.echo(f"error: {path}: interrupted; the scorer was stopped and its temporary files removed", err=True)
         sys.exit(130)
     report = Report(record=record_label(Path(path).resolve(), resolve_roots(None, None)[0]), checks=checks)
+    if checks and all(check.status == "skip" for check in checks):
+        # Nothing was probed (no dataset, no artifact, no scoring entry point): never a PASSED with exit 0.
+        click.echo(f"error: {path}: nothing checked: {checks[0].message}", err=True)
+        if as_json:
+            document = json_safe({**report.to_json(), "ok": False, "verdict": "nothing checked",
+                                  "checks": [_check_json(c) for c in checks]})
+            click.echo(json.dumps(document, indent=2, allow_nan=False))
+        sys.exit(2)
     if as_json:
         document = json_safe({**report.to_json(), "checks": [_check_json(c) for c in checks]})
         click.echo(json.dumps(document, indent=2, allow_nan=False))
