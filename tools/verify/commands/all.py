@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from tools.records.model import CheckResult, RecordError
-from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
+from tools.verify.commands.options import require_sandbox
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, unisolated_mode
 
 # Check ids written to verification.json: the ones that run the record's code (the leaderboard recomputes the rest).
 EVIDENCE_STAGES = ("verify tokenizer", "verify probes", "verify reproduce")
@@ -41,12 +42,7 @@ def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool, un
     if unisolated and write_evidence:  # evidence is only what the judge saw under the sandbox
         click.echo("error: --unisolated: an unisolated verdict is never evidence; drop --write-evidence", err=True)
         sys.exit(2)
-    refusal = cli_refusal(unisolated)
-    if refusal:
-        click.echo(refusal, err=True)
-        sys.exit(2)
-    if unisolated:
-        click.echo(UNISOLATED_WARNING, err=True)
+    require_sandbox(unisolated)
     stages: dict[str, list[CheckResult]] = {}
     try:
         with unisolated_mode(unisolated):

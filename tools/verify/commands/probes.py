@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from tools.records.model import RecordError
+from tools.verify.commands.options import require_sandbox
 from tools.verify.probes import DEFAULT_POSITIONS, DEFAULT_TIMEOUT_S
-from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, unisolated_mode
 
 
 def parse_seeds(values: tuple[str, ...]) -> list[int] | None:
@@ -113,12 +114,7 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
     except ValueError as problem:
         click.echo(f"error: {path}: {problem}", err=True)
         sys.exit(2)
-    refusal = cli_refusal(unisolated)
-    if refusal:
-        click.echo(refusal, err=True)
-        sys.exit(2)
-    if unisolated:
-        click.echo(UNISOLATED_WARNING, err=True)
+    require_sandbox(unisolated)
 
     def progress(line: str) -> None:
         click.echo(f"probes: {line}", err=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from tools.records.model import RecordError
-from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
+from tools.verify.commands.options import require_sandbox
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, unisolated_mode
 
 
 def parse_seed_list(text: str) -> list[int]:
@@ -161,12 +162,7 @@ def command(path: Path, seeds_text: str | None, count: int | None, nproc: int | 
     except ValueError as problem:
         click.echo(f"error: {path}: {problem}", err=True)
         sys.exit(2)
-    refusal = cli_refusal(unisolated)
-    if refusal:
-        click.echo(refusal, err=True)
-        sys.exit(2)
-    if unisolated:
-        click.echo(UNISOLATED_WARNING, err=True)
+    require_sandbox(unisolated)
     try:
         with _terminate_like_interrupt(), unisolated_mode(unisolated):
             result = reproduce_record(

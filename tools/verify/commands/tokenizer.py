@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from tools.records.model import CheckResult, RecordError
-from tools.verify.commands.options import ruleset_option
-from tools.verify.sandbox import UNISOLATED_FLAG_HELP, UNISOLATED_WARNING, cli_refusal, unisolated_mode
+from tools.verify.commands.options import require_sandbox, ruleset_option
+from tools.verify.sandbox import UNISOLATED_FLAG_HELP, unisolated_mode
 
 
 def _class_table(comparison) -> list[str]:
@@ -163,12 +163,8 @@ def command(path: Path | None, tokenizer_path: Path | None, text_paths: tuple[Pa
         _fail_usage("verify tokenizer", "give a record PATH, or --tokenizer MODEL with at least one --text FILE")
     if path is not None and table_path is not None:
         _fail_usage(str(table_path), "--table goes with --tokenizer/--text; a record's table comes from its script")
-    refusal = cli_refusal(unisolated) if path is not None else None  # text mode runs no record code
-    if refusal:
-        click.echo(refusal, err=True)
-        sys.exit(2)
-    if unisolated and path is not None:
-        click.echo(UNISOLATED_WARNING, err=True)
+    if path is not None:  # text mode runs no record code
+        require_sandbox(unisolated)
     try:
         with _terminate_like_interrupt(), unisolated_mode(unisolated):
             audit, checks, comparisons, title, origin, tokenizer, mode, header = _run(
