@@ -189,7 +189,12 @@ def test_every_escape_of_the_spy_is_blocked(copy, tmp_path, monkeypatch):
     lines = result.output_tail.splitlines()
     verdicts = [line for line in lines if line.startswith(("BLOCKED", "REACHED"))]
     assert len(verdicts) == 26, result.output_tail
-    assert [line for line in verdicts if line.startswith("REACHED")] == []
+    # The child's /tmp is its own capped tmpfs: when the judge's tree itself lies under /tmp (a CI clone), a write to
+    # its path lands in that private tmpfs, never in the judge's file (the fingerprints below prove it).
+    private = REPO.resolve().is_relative_to("/tmp")
+    reached = [line for line in verdicts if line.startswith("REACHED")
+               and not (private and line.startswith("REACHED write") and f"'{REPO}" in line)]
+    assert reached == []
     assert SECRET not in result.output_tail
     assert any(line.startswith("ENVIRON 1 ") for line in lines)  # the spy could read environments: its own only
     assert fingerprint(*watched) == before
