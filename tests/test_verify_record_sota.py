@@ -160,3 +160,21 @@ def test_unreadable_record_folder_is_listed_not_accepted(root):
 def test_empty_track_has_empty_chain(root):
     assert accepted_chain(TRACK, root / "records") == []
     assert judge_track("track_10min_16mb", root / "records") == []
+
+
+def test_a_record_whose_evidence_failed_never_sets_the_bar(root):
+    # The leaderboard rejects a record whose judge evidence failed; the chain must agree (issue 10: one policy).
+    from tools.records.model import CheckResult
+    from tools.submit.leaderboard import judge_board
+    from tools.verify.evidence import write_verification_evidence
+
+    make_record(root, name="2026-01-01_first", date="2026-01-01", bpbs=(1.6010, 1.5990, 1.6002))
+    cheat = make_record(root, name="2026-01-05_cheat", date="2026-01-05", bpbs=(1.4001, 1.3990, 1.4002))
+    write_verification_evidence(cheat, [CheckResult("rescore", "fail", "the judge's rescore is 1.97, not 1.40")])
+    later = make_record(root, name="2026-01-09_honest", date="2026-01-09", bpbs=(1.5501, 1.5512, 1.5495))
+    chain = accepted_chain(TRACK, root / "records")
+    assert names(chain) == ["2026-01-01_first", "2026-01-09_honest"]
+    report = verify_record(later)
+    assert report.stats["sota_source"] == f"records/{TRACK}/2026-01-01_first"
+    board = {entry.name: entry for board in judge_board(root / "records") for entry in board.rejected}
+    assert "judge evidence: probes failed" in board["2026-01-05_cheat"].note

@@ -1,6 +1,6 @@
 """Accept a record: judge it, place it, regenerate the leaderboard, record the verdict.
 
-Verdicts (the same rule the leaderboard applies, tools.submit.leaderboard.classify):
+Verdicts (the one acceptance policy, tools.verify.evidence.classify, as the chain and the leaderboard apply it):
   record      every check passed on a ranked track: the new SOTA of its track
   non-record  every check passed but the t-test against SOTA (or the track is unranked): listed, not ranked
   rejected    a check failed: nothing changes (an assembled draft goes to logs/rejected/<name>/, never records/)

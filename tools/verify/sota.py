@@ -178,7 +178,7 @@ class _TrackJudge:
             report = Report(record=label, checks=[CheckResult("files", "fail", message)])
             self.judged.append(Judgement(record.path, report, False))
             return
-        accepted = report.ok and track is not None
+        accepted = track is not None and policy_accepts(report, track, record.path)
         self.judged.append(Judgement(record.path, report, accepted))
         if accepted:
             metric = track.significance.metric
@@ -207,6 +207,16 @@ class _TrackJudge:
             if date is None or (entry.date or _UNDATED) < date:
                 return entry
         return None
+
+
+def policy_accepts(report: Report, track: Track, folder: Path) -> bool:
+    """The one acceptance policy (tools.verify.evidence.classify, also the leaderboard's): every check but
+    significance passes, the judge's evidence shows no failure, and the t-test passes (unranked: not tested)."""
+    from tools.verify.evidence import classify, verification_summary
+
+    _, evidence_failures = verification_summary(report, folder)
+    verdict, _ = classify(report, track, evidence_failures)
+    return verdict == "record" or (verdict == "non-record" and not track.ranked)
 
 
 _cache: dict[tuple, _TrackJudge] = {}

@@ -57,7 +57,7 @@ def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool, un
     checks = [check for results in stages.values() for check in results]
     ok = not any(check.status == "fail" for check in checks)
     if write_evidence:
-        from tools.submit.leaderboard import write_verification_evidence
+        from tools.verify.evidence import write_verification_evidence
 
         evidence = [c for name in EVIDENCE_STAGES for c in stages.get(name, [])]
         written = write_verification_evidence(path, evidence)
