@@ -517,3 +517,15 @@ def test_infinite_score_never_passes(root):
     assert report.get("significance").status == "fail"
     assert "not a finite number" in report.get("significance").message
     assert "claims_match_logs" in failing(report)
+
+
+def test_on_our_tracks_a_claim_cannot_pick_a_better_final_line(root):
+    # Attack on the public ruleset's leniency: drop the contract's code_sha256 line, print a better final line after
+    # the `_exact` one and claim it. On our tracks the claim never chooses the score.
+    folder = make_record(root, drop_log_lines={42: ("code_sha256",)}, claim_overrides={42: {"val_bpb": 1.0, "val_loss": 1.0}})
+    log = folder / "train_seed42.log"
+    log.write_text(log.read_text() + "final_ttt val_loss:1.0000 val_bpb:1.0000 eval_time:1ms\n")
+    report = verify(root, folder)
+    assert report.get("claims_match_logs").status == "fail"
+    assert "seed 42: val_bpb 1.0" in report.get("claims_match_logs").message
+    assert 1.0 not in [value for value in (report.stats.get("mean"),)]

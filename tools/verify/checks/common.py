@@ -128,7 +128,9 @@ class RecordContext:
         by the line its claim names (see select_claimed_score)."""
         self._score_notes: list[str] = []
         unique = [item for item in self._ordered_logs if item.name not in self.duplicate_logs]
-        family = self._headline_family(unique)
+        # Choosing among several final lines by the claim is for public records only: on our tracks the score is
+        # the log's one `_exact` line, whatever a hostile log prints beside it or the claim says.
+        family = self._headline_family(unique) if self.legacy else None
         items = []
         for item in unique:
             chosen = next((f for f in item.log.final_scores if f.label == family), None) if family else None
@@ -137,7 +139,8 @@ class RecordContext:
                 self._score_notes.append(f"{item.name}: scored by its `{family}` line ({chosen.val_bpb}), the "
                                          f"evaluation whose mean over the logs is the headline")
             else:
-                log, note = select_claimed_score(item.name, item.log, self.claimed_bpb(item), self.claim_min_decimals)
+                claim = self.claimed_bpb(item) if self.legacy else None
+                log, note = select_claimed_score(item.name, item.log, claim, self.claim_min_decimals)
                 if note:
                     self._score_notes.append(note)
             items.append(SeedLog(item.name, log))
