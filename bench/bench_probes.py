@@ -5,7 +5,10 @@ change the cost) on the prepared Shakespeare dataset, makes a one-seed record of
 afterwards), and probes it with each rescore chunk size asked for. The full-distribution rescore of ~250K targets
 x V=1024 is ~1 GB of float32 written by the scorer and streamed through by the judge. Prints a table:
 
-  chunk_mb  phase        calls  wall_s  output_mb  judge_peak_rss_mb  scorer_peak_rss_mb
+  chunk_mb  calls  call_shape  windows  probe_rows  probe_share  wall_s  output_mb  judge_peak_rss_mb  ...
+
+All three verdicts come from the same calls (every call one shape, scoring windows and carrying probe rows), so
+the probes' cost is their share of the rows scored (`probe_share`).
 
 Usage: python bench/bench_probes.py [--iterations N] [--chunk-mb 64,256] [--positions 16]
 Needs data/datasets/shakespeare_sp1024 (python data/prepare.py shakespeare).
@@ -72,8 +75,8 @@ def main() -> None:
         log, artifact, train_s = train(work, datasets, args.iterations, script)
         print(f"trained the baseline for {args.iterations} iterations in {train_s:.1f} s (not part of the probes)")
         record = baseline_record(root, "2026-03-01_bench", 1, log, artifact, script)
-        header = ("chunk_mb", "phase", "calls", "wall_s", "output_mb", "judge_peak_rss_mb", "scorer_peak_rss_mb",
-                  "status")
+        header = ("chunk_mb", "calls", "call_shape", "windows", "probe_rows", "probe_share", "wall_s", "output_mb",
+                  "judge_peak_rss_mb", "scorer_peak_rss_mb", "verdicts")
         rows = [header]
         problems = []
         for chunk_mb in (int(x) for x in args.chunk_mb.split(",")):
@@ -85,15 +88,15 @@ def main() -> None:
             causality = by_id["causality"].evidence["seeds"]["1"]
             rescore = by_id["rescore"].evidence["seeds"]["1"]
             vocab = by_id["rescore"].evidence["vocab_size"]
-            output_mb = rescore.get("targets", 0) and (rescore["windows"] * rescore["seq_len"] * vocab * 4 / 1024**2)
+            shape = causality.get("call_shape", [0, 0])
+            output_mb = causality.get("calls", 0) * shape[0] * shape[1] * vocab * 4 / 1024**2
+            windows, probe_rows = rescore.get("windows", 0), causality.get("probe_rows", 0)
             problems += [f"{chunk_mb} MiB: {c.id}: {c.message}" for c in checks if c.status != "pass"]
             judge, scorer = peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN)
-            rows.append((str(chunk_mb), "causality", str(causality.get("calls", "-")), f"{causality.get('wall_s', 0):.1f}",
-                         "-", "", "", by_id["causality"].status))
-            rows.append((str(chunk_mb), "rescore", str(rescore.get("calls", "-")), f"{rescore.get('wall_s', 0):.1f}",
-                         f"{output_mb:.0f}", "", "", by_id["rescore"].status))
-            rows.append((str(chunk_mb), "all three", "", f"{total_s:.1f}", "", f"{judge:.0f}", f"{scorer:.0f}",
-                         by_id["normalization"].status))
+            rows.append((str(chunk_mb), str(causality.get("calls", "-")), f"{shape[0]}x{shape[1]}", str(windows),
+                         str(probe_rows), f"{probe_rows / max(1, windows + probe_rows):.1%}", f"{total_s:.1f}",
+                         f"{output_mb:.0f}", f"{judge:.0f}", f"{scorer:.0f}",
+                         "/".join(by_id[k].status for k in ("normalization", "causality", "rescore"))))
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

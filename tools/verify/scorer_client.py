@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import stat
 import sys
@@ -69,6 +70,12 @@ def call_limits(shape: tuple[int, int, int]) -> Limits:
     out_bytes = 8 * shape[0] * shape[1] * shape[2] + MAX_HEADER_BYTES
     return Limits(memory_bytes=max(4 * 1024**3, 2 * 1024**3 + 3 * out_bytes), file_bytes=out_bytes,
                   disk_bytes=out_bytes + 64 * 1024**2)
+
+
+def call_folder_name(count: int) -> str:
+    """A fresh random name per call: the child sees its folder's path, and must not learn from it which call it is
+    (a first run or the judge's re-run of the same inputs). `count` is for tests that plant run-dependent scorers."""
+    return f"call-{secrets.token_hex(8)}"
 
 
 def has_score_entry_point(script_text: str) -> bool:
@@ -218,7 +225,7 @@ class ScorerSession:
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be [B, T], got shape {tokens.shape}")
         self._count += 1
-        call_dir = self._root / f"call{self._count:04d}"
+        call_dir = self._root / call_folder_name(self._count)
         work, inbox, outbox = call_dir / "record", call_dir / "in", call_dir / "out"
         for folder in (work, inbox, outbox):
             folder.mkdir(parents=True)

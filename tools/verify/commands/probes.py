@@ -56,8 +56,9 @@ def _check_json(check) -> dict:
 @click.option("--seeds", "seeds_text", multiple=True, metavar="LIST",
               help="Seeds to probe, e.g. 42,1337 (repeatable). Default: every seed that ships an artifact.")
 @click.option("--positions", type=click.IntRange(min=1), default=DEFAULT_POSITIONS, show_default=True, metavar="N",
-              help="Perturbed positions per artifact in the causality probe.")
-@click.option("--no-rescore", is_flag=True, help="Skip the full-validation rescore (normalization and causality only).")
+              help="The fewest probe rows per artifact (every call also carries its share: 1 row in 8).")
+@click.option("--no-rescore", is_flag=True,
+              help="Score a random sample of windows instead of the whole validation set (no rescore verdict).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S, show_default=True,
               metavar="S", help="Wall-clock limit of each call to the record's scorer.")
 @click.option("--rng-seed", type=int, metavar="K", help="Fix the probe's random choices (default: fresh, reported).")
@@ -76,16 +77,20 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
     runs under bubblewrap (tools/verify/sandbox.py: uid 65534, no capabilities, its own namespaces and
     /proc, only a private read-only copy of PATH and the tokens visible, no network, CPU only, limits on
     time, memory, processes, disk and output; no bubblewrap: exit 2 unless --unisolated). It returns full
-    log-probabilities [B, T, V]; the judge checks their shape, dtype and values and does all the arithmetic:
+    log-probabilities [B, T, V]; the judge checks their shape, dtype and values and does all the arithmetic.
+    The three verdicts come from the same calls: every call has one shape, scores evaluation windows and
+    carries probe rows (copies of windows that other calls score), so a scorer cannot tell a probe from
+    scoring:
 
     \b
-      normalization  logsumexp over the vocabulary is 0 within 1e-3 at every position it sees
+      normalization  logsumexp over the vocabulary is 0 within 1e-3 at every position of every call
                      (catches mixtures that renormalize only the gold token)
-      causality      changing the tokens after position t leaves positions <= t unchanged (1e-5 relative
-                     + 1e-5), at sampled positions of real validation windows, both sides of a document
-                     boundary included; and a row's output does not depend on the other rows of the batch
-      rescore        val_bpb recomputed from the scorer's log-probabilities over the full validation set
-                     (windows of the log's EVAL_SEQ_LEN, else TRAIN_SEQ_LEN; / the manifest's val_bytes)
+      causality      a copy whose tokens after position t were replaced matches its original at positions
+                     <= t (1e-5 relative + 1e-5), t drawn by the judge among scored positions, both sides of
+                     a document boundary included; an exact copy among other rows matches everywhere (a
+                     row must not depend on its batch)
+      rescore        val_bpb from those calls over the full validation set (windows of the log's
+                     EVAL_SEQ_LEN, else TRAIN_SEQ_LEN, every EVAL_STRIDE; / the manifest's val_bytes)
                      matches the seed's claims in its log and submission.json within 1e-4
 
     \b
