@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.recordkit import TRACKS_TOML  # noqa: E402
 from tests.test_probes_baseline import baseline_record  # noqa: E402
+from tools.text_table import format_table  # noqa: E402
 from tools.verify.probes import probe_record  # noqa: E402
 
 DATASET = "shakespeare_sp1024"
@@ -97,9 +98,7 @@ def main() -> None:
                          str(probe_rows), f"{probe_rows / max(1, windows + probe_rows):.1%}", f"{total_s:.1f}",
                          f"{output_mb:.0f}", f"{judge:.0f}", f"{scorer:.0f}",
                          "/".join(by_id[k].status for k in ("normalization", "causality", "rescore"))))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print("\n".join(format_table(rows)))
         print("peak RSS is the process's maximum so far (judge: this process; scorer: the largest child)")
         for problem in problems:
             print(problem)

@@ -27,6 +27,7 @@ import click
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tools.text_table import format_table  # noqa: E402
 from tools.verify.byte_table import compare_table, contract_table  # noqa: E402
 from tools.verify.byte_truth import load_tokenizer, scan_documents  # noqa: E402
 from tools.verify.tokenizer_audit import read_val_documents  # noqa: E402
@@ -123,9 +124,7 @@ def main(big_mb: float, threads: tuple[int, ...]) -> None:
                 total = r["scan_s"] + r["compare_s"]
                 rows.append((name, str(count), f"{r['docs']:,}", f"{r['bytes']:,}", f"{r['tokens']:,}", f"{r['scan_s']:.3f}",
                              f"{r['compare_s']:.4f}", f"{r['bytes'] / 1e6 / total:.1f}", target))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    print("\n".join(format_table(rows, right=range(1, len(header)))))
 
 
 if __name__ == "__main__":

@@ -166,7 +166,8 @@ def test_d2_record_trained_on_a_leaky_build_fails_dataset(tmp_path, monkeypatch)
     one a record may have trained on."""
     clean, leaky = corpus_texts(10), corpus_texts(10)
     leaky[8] = leaky[1]
-    root = make_repo_tree(tmp_path, tracks_toml=TRACKS_TOML.replace('"shakespeare_sp1024"', '"corpus_byte"'), datasets=())
+    tracks_toml = TRACKS_TOML.replace('"shakespeare_sp1024"', '"corpus_byte"').replace('"sp1024"', '"byte"')
+    root = make_repo_tree(tmp_path, tracks_toml=tracks_toml, datasets=())
     for key, value in repo_env(root).items():
         monkeypatch.setenv(key, value)
     builds = {"track": root / "data" / "datasets", "participant": tmp_path / "elsewhere"}

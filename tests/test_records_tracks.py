@@ -116,7 +116,7 @@ def test_the_repository_table_is_valid():
         ('metric = "val_bpb"\n', 'metric = "accuracy"\n', "tracks.track_cpu.significance.metric: must be one of"),
         ('test = "one_sided_t"\n', 'test = "vibes"\n', "tracks.track_cpu.significance.test: must be one of"),
         ("min_improvement = 0.005\n", "min_improvement = 0.005\np = 1\n", "tracks.track_cpu.significance.p: unknown key"),
-        ('MAX_WALLCLOCK_SECONDS = "180"\n', "MAX_WALLCLOCK_SECONDS = 180\n", "tracks.track_cpu.env: MAX_WALLCLOCK_SECONDS: expected a string"),
+        ('MAX_WALLCLOCK_SECONDS = "180"\n', "MAX_WALLCLOCK_SECONDS = 180\n", "tracks.track_cpu.env.MAX_WALLCLOCK_SECONDS: expected a string"),
     ],
 )
 def test_each_invalid_key_is_named(tmp_path, old, new, where):

@@ -461,8 +461,19 @@ def test_an_artifact_over_the_byte_cap_fails(repo):
     result = reproduce(folder, n=1)
     assert result.check.status == "fail"
     total = 19_000 + len(script.encode())
-    assert f"submission size {total:,} bytes (artifact 19,000 + code {len(script.encode()):,}) > cap 20,000" in (
-        result.check.message)
+    assert (f"submission size (artifact 19,000 + code {len(script.encode()):,}): {total:,} bytes > cap 20,000 "
+            f"(over by {total - 20_000:,})") in result.check.message
+
+
+def test_a_shipped_extra_file_counts_toward_the_cap_as_in_the_static_check(repo):
+    """One rule (tools.records.rules): a file the record ships beside its script (a tokenizer, a table) counts in
+    the reproduction exactly as it does in `artifact_bytes`; before, the reproduction left it out."""
+    script = fake_trainer(artifact_bytes=10_000)
+    folder = record_with(repo, script)
+    (folder / "table.bin").write_bytes(b"x" * 8_000)  # 10,000 + code + 8,000 > the 20,000-byte tiny cap
+    result = reproduce(folder, n=1)
+    assert result.check.status == "fail"
+    assert "+ other shipped files 8,000" in result.check.message
 
 
 def test_a_missing_artifact_fails(repo):

@@ -323,6 +323,13 @@ def test_wrong_val_bytes_fails_dataset(root):
     only_fails(verify(root, folder), "dataset", "val_bytes")
 
 
+def test_a_track_whose_tokenizer_disagrees_with_its_prepared_dataset_fails_dataset(root):
+    """tracks.toml's `tokenizer` is checked against the dataset the judge prepared (sp1024 here)."""
+    toml = root / "records" / "tracks.toml"
+    toml.write_text(toml.read_text().replace('tokenizer = "sp1024"', 'tokenizer = "sp4096"'))
+    only_fails(verify(root, make_record(root)), "dataset", "tokenizer is sp1024", "sp4096")
+
+
 def test_wrong_dataset_name_fails_dataset(root):
     folder = make_record(root, log_overrides={42: {"dataset_name": "shakespeare_byte"}})
     only_fails(verify(root, folder), "dataset", "shakespeare_byte")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tools.records.fields import MAX_SEEDS, check_relative_name, parse_date
 from tools.records.model import RecordError, SeedResult, Submission
 
 _SEED_KEY = re.compile(r"^-?\d+$")
@@ -103,8 +104,6 @@ def _text(value: Any, field: str) -> str:
 
 
 def _log_name(value: Any, field: str) -> str:
-    from tools.records.schema import check_relative_name
-
     try:
         check_relative_name(_text(value, field))
     except ValueError as problem:
@@ -113,8 +112,6 @@ def _log_name(value: Any, field: str) -> str:
 
 
 def _date(value: Any, field: str) -> Any:
-    from tools.records.schema import parse_date
-
     try:
         return parse_date(value)
     except ValueError:
@@ -184,8 +181,6 @@ def _raw_seed_results(value: Any) -> dict[int, Any] | None:
 
 
 def _seeds(document: Mapping[str, Any], raw_results: dict[int, Any] | None) -> tuple[int, ...]:
-    from tools.records.schema import MAX_SEEDS
-
     listed = document.get("seeds")
     for name, many in (("seeds", listed), ("seed_results", raw_results)):
         if isinstance(many, (list, dict)) and len(many) > MAX_SEEDS:

@@ -8,7 +8,6 @@ A file without a `schema` field is a public-competition file and goes to the tol
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -19,13 +18,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from tools.records.fields import MAX_SEEDS, check_relative_name, format_date, parse_date  # noqa: F401  (re-exported)
+from tools.records.legacy import legacy_submission
 from tools.records.model import RecordError, SeedResult, Submission
 from tools.records.paths import read_regular_file
 
 SCHEMA_VERSION = 1
 MAX_SUBMISSION_BYTES = 1_000_000  # a real submission.json is a few kB
 MAX_JSON_DEPTH = 32  # real files nest 3 or 4 deep; json.loads recurses per level and would overflow the stack
-MAX_SEEDS = 1_000  # a real record has a handful of seeds
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 _CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
@@ -112,33 +112,6 @@ class SubmissionModel(BaseModel):
 SUBMISSION_JSON_SCHEMA: dict[str, Any] = SubmissionModel.model_json_schema(by_alias=True)
 
 
-def check_relative_name(name: str) -> None:
-    """A file named by submission.json must stay inside the record: relative, no '..', no backslashes."""
-    parts = name.split("/")
-    if name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts) or "\x00" in name:
-        raise ValueError(f"must be a relative path inside the record folder, got {name!r}")
-
-
-def parse_date(text: str) -> dt.date | dt.datetime:
-    """ISO 8601 date (2026-03-20) or date-time (2026-03-20T00:00:00Z); ValueError otherwise."""
-    if not isinstance(text, str):
-        raise ValueError("date must be a string")
-    try:
-        if len(text) == 10:
-            return dt.date.fromisoformat(text)
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 date: {text!r}") from None
-
-
-def format_date(value: dt.date | dt.datetime) -> str:
-    """Inverse of parse_date: UTC date-times end in Z, as the public files wrote them."""
-    if isinstance(value, dt.datetime):
-        text = value.isoformat()
-        return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
-    return value.isoformat()
-
-
 # -- reading ---------------------------------------------------------------------------------------------------
 
 
@@ -207,8 +180,6 @@ def load_submission(path: str | Path, *, follow_symlinks: bool = True) -> Submis
 def submission_from_dict(document: Mapping[str, Any], where: str | Path = "submission.json") -> Submission:
     """Validate an already-parsed submission.json object (see load_submission)."""
     if "schema" not in document:
-        from tools.records.legacy import legacy_submission
-
         return legacy_submission(document, where)
     version = document["schema"]
     if version != SCHEMA_VERSION or isinstance(version, bool):

@@ -1,17 +1,19 @@
-"""The track table (`records/tracks.toml`): loaded once, validated field by field, returned as `Track`s.
+"""The track table (`records/tracks.toml`): loaded once, validated by pydantic models, returned as `Track`s.
 
 A mistake in the table would silently change how every record is judged, so anything unexpected is an error
-that names the track and the key: unknown keys, missing keys, wrong types, non-positive caps.
+that names the track and the key: unknown keys, missing keys, wrong types (strict: no "1" for 1, no true for 1),
+non-positive caps, non-finite numbers. `TrackSpec` is the table's schema, field by field.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 try:
     import tomllib
@@ -23,83 +25,75 @@ from tools.records.model import RecordError, Significance, Track
 
 # Track ids become folder names under records/.
 _TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SIGNIFICANCE_METRICS = ("val_bpb", "val_loss")
-SIGNIFICANCE_TESTS = ("one_sided_t",)
 # How the artifact cap counts a record's files (tools.verify.checks.budgets.counted_files says exactly which).
 ARTIFACT_COUNTS = ("every_shipped_file", "code_and_model")
 
 
 class _Invalid(Exception):
-    """A value of the wrong shape; the caller adds the track and key."""
+    """A value of the wrong shape; the message names `tracks.<id>.<key>`."""
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a string, got {_type_name(value)}")
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+Text = Annotated[str, AfterValidator(lambda value: _non_empty(value))]
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveNumber = Annotated[float, Field(gt=0)]
+NonNegativeNumber = Annotated[float, Field(ge=0)]
+
+
+def _non_empty(value: str) -> str:
     if not value.strip():
-        raise _Invalid("must not be empty")
+        raise ValueError("must not be empty")
     return value
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {_type_name(value)}")
+def _strictly_between_0_and_1(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"must be between 0 and 1 (exclusive), got {value}")
     return value
 
 
-def _integer(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        # bool is an int subclass in Python; `nproc = true` is a typo, not 1.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"expected an integer, got {_type_name(value)}")
-        if value < minimum:
-            raise _Invalid(f"must be >= {minimum}, got {value}")
-        return value
-
-    return check
+class SignificanceSpec(BaseModel):
+    model_config = _STRICT
+    metric: Literal["val_bpb", "val_loss"]
+    test: Literal["one_sided_t"]
+    alpha: Annotated[float, AfterValidator(_strictly_between_0_and_1)]
+    min_improvement: NonNegativeNumber
+    enforce: bool = True
 
 
-def _number(*, positive: bool = False, below_one: bool = False) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Invalid(f"expected a number, got {_type_name(value)}")
-        number = float(value)
-        if not math.isfinite(number):
-            raise _Invalid(f"must be finite, got {value}")
-        if positive and number <= 0:
-            raise _Invalid(f"must be > 0, got {value}")
-        if number < 0:
-            raise _Invalid(f"must be >= 0, got {value}")
-        if below_one and not 0 < number < 1:
-            raise _Invalid(f"must be between 0 and 1 (exclusive), got {value}")
-        return number
+class TrackSpec(BaseModel):
+    """One `[tracks.<id>]` table. Caps are positive: a zero or negative cap would reject or pass everything."""
 
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _string(value)
-        if text not in options:
-            raise _Invalid(f"must be one of {', '.join(options)}, got {text!r}")
-        return text
-
-    return check
-
-
-def _string_table(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise _Invalid(f"expected a table of strings, got {_type_name(value)}")
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise _Invalid(f"{key}: expected a string, got {_type_name(item)}")
-    return dict(value)
+    model_config = _STRICT
+    title: Text
+    hardware: Text
+    nproc: PositiveInt
+    train_time_cap_s: PositiveNumber | None = None
+    eval_time_cap_s: PositiveNumber | None = None
+    artifact_cap_bytes: PositiveInt
+    code_line_cap: PositiveInt | None = None  # absent: no cap on a record's code (the public ruleset)
+    dataset: Text
+    tokenizer: Text
+    min_seeds: PositiveInt
+    ranked: bool
+    reproducible_in_ci: bool
+    reproduce_tolerance_bpb: NonNegativeNumber
+    significance: SignificanceSpec
+    env: dict[str, str] = {}
+    aliases: list[Text] = []
+    dataset_variants: list[Text] = []
+    train_time_grace_s: NonNegativeNumber = 0.0
+    artifact_counts: Literal[ARTIFACT_COUNTS] = ARTIFACT_COUNTS[0]  # type: ignore[valid-type]
+    compressed_code: bool = False
+    entry_scripts: list[Text] = ["train_gpt.py"]
+    claim_min_decimals: Annotated[int, Field(ge=0)] = 4
 
 
-def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _Invalid(f"expected an array of strings, got {_type_name(value)}")
-    return tuple(_string(item) for item in value)
+class RulesetSpec(BaseModel):
+    model_config = _STRICT
+    name: Text | None = None
+    description: Text | None = None
+    source: Text | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -107,68 +101,42 @@ def _type_name(value: Any) -> str:
             float: "a float"}.get(type(value), type(value).__name__)
 
 
-# key -> (validator, required). Caps are positive: a zero or negative cap would reject or pass everything.
-_TRACK_KEYS: dict[str, tuple[Callable[[Any], Any], bool]] = {
-    "title": (_string, True),
-    "hardware": (_string, True),
-    "nproc": (_integer(1), True),
-    "train_time_cap_s": (_number(positive=True), False),
-    "eval_time_cap_s": (_number(positive=True), False),
-    "artifact_cap_bytes": (_integer(1), True),
-    "code_line_cap": (_integer(1), False),  # absent: no cap on a record's code (the public ruleset)
-    "dataset": (_string, True),
-    "tokenizer": (_string, True),
-    "min_seeds": (_integer(1), True),
-    "ranked": (_boolean, True),
-    "reproducible_in_ci": (_boolean, True),
-    "reproduce_tolerance_bpb": (_number(), True),
-    "significance": (None, True),  # a sub-table, checked by _significance
-    "env": (_string_table, False),
-    "aliases": (_string_list, False),
-    "dataset_variants": (_string_list, False),
-    "train_time_grace_s": (_number(), False),
-    "artifact_counts": (_choice(ARTIFACT_COUNTS), False),
-    "compressed_code": (_boolean, False),
-    "entry_scripts": (_string_list, False),
-    "claim_min_decimals": (_integer(0), False),
-}
-_SIGNIFICANCE_KEYS: dict[str, Callable[[Any], Any]] = {
-    "metric": _choice(SIGNIFICANCE_METRICS),
-    "test": _choice(SIGNIFICANCE_TESTS),
-    "alpha": _number(positive=True, below_one=True),
-    "min_improvement": _number(),
-    "enforce": _boolean,
-}
+def _phrase(error: Mapping[str, Any], model: type[BaseModel]) -> str:
+    """pydantic's error, in the table's words (the key path is added by the caller)."""
+    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    expected = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+                "string_type": "a string", "dict_type": "a table", "model_type": "a table",
+                "tuple_type": "an array", "list_type": "an array"}
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return f"unknown key (allowed: {', '.join(model.model_fields)})"
+    if kind in expected:
+        return f"expected {expected[kind]}, got {_type_name(value)}"
+    if kind == "greater_than_equal":
+        return f"must be >= {context['ge']}, got {value}"
+    if kind == "greater_than":
+        return f"must be > {context['gt']}, got {value}"
+    if kind == "finite_number":
+        return f"must be finite, got {value}"
+    if kind == "literal_error":
+        return f"must be one of {context.get('expected', '').replace(chr(39), '')}, got {value!r}"
+    return str(error.get("msg", kind)).removeprefix("Value error, ")
 
 
-def _fields(table: Mapping[str, Any], keys: Mapping[str, Any], required: set[str], where: str) -> dict[str, Any]:
-    """Check a table's keys against `keys` (unknown and missing keys both fail) and validate each value."""
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        raise _Invalid(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(keys)})")
-    missing = [key for key in keys if key in required and key not in table]
-    if missing:
-        raise _Invalid(f"{where}.{missing[0]}: missing required key")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        validator = keys[key]
-        if validator is None:
-            continue
-        try:
-            values[key] = validator(value)
-        except _Invalid as problem:
-            raise _Invalid(f"{where}.{key}: {problem}") from None
-    return values
-
-
-def _significance(value: Any, where: str) -> Significance:
-    if not isinstance(value, dict):
-        raise _Invalid(f"{where}: expected a table, got {_type_name(value)}")
-    required = set(_SIGNIFICANCE_KEYS) - {"enforce"}
-    return Significance(**_fields(value, _SIGNIFICANCE_KEYS, required, where))
-
-
-_RULESET_KEYS: dict[str, Callable[[Any], Any]] = {"name": _string, "description": _string, "source": _string}
+def _validated(model: type[BaseModel], table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise _Invalid(f"{where}: expected a table, got {_type_name(table)}")
+    try:
+        return model.model_validate(table)
+    except ValidationError as problem:
+        # Unknown keys first, then missing ones, then values: a misspelt key is reported as itself.
+        rank = {"extra_forbidden": 0, "missing": 1}
+        error = sorted(problem.errors(), key=lambda e: rank.get(e["type"], 2))[0]
+        nested = {"significance": SignificanceSpec}
+        owner = nested.get(str(error["loc"][0]), model) if len(error["loc"]) > 1 else model
+        path = ".".join(str(part) for part in (where, *error["loc"]))
+        raise _Invalid(f"{path}: {_phrase(error, owner)}") from None
 
 
 def parse_tracks(document: Mapping[str, Any], default_name: str = "tracks") -> dict[str, Track]:
@@ -179,10 +147,7 @@ def parse_tracks(document: Mapping[str, Any], default_name: str = "tracks") -> d
     unknown = sorted(set(document) - {"tracks", "ruleset"})
     if unknown:
         raise _Invalid(f"{unknown[0]}: unknown top-level key (only [ruleset] and [tracks.<id>] tables are allowed)")
-    header = document.get("ruleset", {})
-    if not isinstance(header, dict):
-        raise _Invalid(f"ruleset: expected a table, got {_type_name(header)}")
-    ruleset_name = _fields(header, _RULESET_KEYS, set(), "ruleset").get("name", default_name)
+    ruleset_name = _validated(RulesetSpec, document.get("ruleset", {}), "ruleset").name or default_name
     tables = document.get("tracks")
     if not isinstance(tables, dict) or not tables:
         raise _Invalid("tracks: no [tracks.<id>] tables")
@@ -191,34 +156,13 @@ def parse_tracks(document: Mapping[str, Any], default_name: str = "tracks") -> d
         where = f"tracks.{track_id}"
         if not _TRACK_ID.match(track_id):
             raise _Invalid(f"{where}: track id must be a folder name (letters, digits, '_', '-', '.')")
-        if not isinstance(table, dict):
-            raise _Invalid(f"{where}: expected a table, got {_type_name(table)}")
-        required = {key for key, (_, needed) in _TRACK_KEYS.items() if needed}
-        values = _fields(table, {key: check for key, (check, _) in _TRACK_KEYS.items()}, required, where)
+        spec: TrackSpec = _validated(TrackSpec, table, where)
+        values = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in spec.model_dump(exclude={"significance", "env"}).items()}
         result[track_id] = Track(
-            id=track_id,
-            title=values["title"],
-            hardware=values["hardware"],
-            nproc=values["nproc"],
-            train_time_cap_s=values.get("train_time_cap_s"),
-            eval_time_cap_s=values.get("eval_time_cap_s"),
-            artifact_cap_bytes=values["artifact_cap_bytes"],
-            code_line_cap=values.get("code_line_cap"),
-            dataset=values["dataset"],
-            tokenizer=values["tokenizer"],
-            min_seeds=values["min_seeds"],
-            ranked=values["ranked"],
-            reproducible_in_ci=values["reproducible_in_ci"],
-            reproduce_tolerance_bpb=values["reproduce_tolerance_bpb"],
-            significance=_significance(table["significance"], f"{where}.significance"),
-            env=types.MappingProxyType(values.get("env", {})),  # read-only: tracks are shared
-            aliases=values.get("aliases", ()),
-            dataset_variants=values.get("dataset_variants", ()),
-            train_time_grace_s=values.get("train_time_grace_s", 0.0),
-            artifact_counts=values.get("artifact_counts", ARTIFACT_COUNTS[0]),
-            compressed_code=values.get("compressed_code", False),
-            entry_scripts=values.get("entry_scripts", ("train_gpt.py",)),
-            claim_min_decimals=values.get("claim_min_decimals", 4),
+            id=track_id, **values,
+            significance=Significance(**spec.significance.model_dump()),
+            env=types.MappingProxyType(dict(spec.env)),  # read-only: tracks are shared
             ruleset=ruleset_name,
         )
     _refuse_shared_names(result)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from tools.records import paths
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Report, Status, Track
+from tools.records.rules import artifact_cap_problem, counted_files, submission_bytes, time_cap_verdict
 from tools.verify.sandbox import Limits, SandboxResult, network_namespace_prefix, run_sandboxed
 
 CHECK_ID = "reproduction"
@@ -337,6 +338,7 @@ def judge_seed(
     claimed_bpb: float | None,
     tolerance_bpb: float,
     run_id: str = "",
+    extra_bytes: int = 0,
 ) -> SeedRun:
     """The verdict on one reproduced seed, from data only (the run has already happened)."""
     who = f"seed {seed}"
@@ -351,7 +353,7 @@ def judge_seed(
     elif parsed is None:
         problems.append(f"{who}: {log_problem or 'the run wrote no log'}")
     else:  # judged only when the run finished: a killed run's half-written log would only add noise
-        problems += _log_problems(seed, parsed, track, script, artifact_file_bytes, artifact_problem)
+        problems += _log_problems(seed, parsed, track, script, artifact_file_bytes, artifact_problem, extra_bytes)
 
     reproduced = parsed.val_bpb if finished and parsed is not None else None
     delta = None if reproduced is None or claimed_bpb is None else reproduced - claimed_bpb
@@ -376,7 +378,7 @@ def judge_seed(
 
 
 def _log_problems(seed: int, parsed: ParsedLog, track: Track, script: bytes, artifact_file_bytes: int | None,
-                  artifact_problem: str | None) -> list[str]:
+                  artifact_problem: str | None, extra_bytes: int = 0) -> list[str]:
     """What is wrong with a finished run's log and artifact: score, seed, code, caps."""
     who = f"seed {seed}"
     problems: list[str] = []
@@ -393,32 +395,54 @@ def _log_problems(seed: int, parsed: ParsedLog, track: Track, script: bytes, art
     if parsed.code_sha256 is not None and parsed.code_sha256 != hashlib.sha256(script).hexdigest():
         problems.append(f"{who}: the reproduced log reports code_sha256 {parsed.code_sha256[:12]}, the script's is "
                         f"{hashlib.sha256(script).hexdigest()[:12]}")
-    problems += _time_cap_problems(who, "train_time", parsed.train_time_ms, track.train_time_cap_s)
+    problems += _time_cap_problems(who, "train_time", parsed.train_time_ms, track.train_time_cap_s,
+                                   track.train_time_grace_s)
     problems += _time_cap_problems(who, "eval_time", parsed.eval_time_ms, track.eval_time_cap_s)
     if artifact_problem is not None:
         problems.append(f"{who}: {artifact_problem}")
     else:
         assert artifact_file_bytes is not None
-        total = artifact_file_bytes + len(script)
-        if total > track.artifact_cap_bytes:
-            problems.append(f"{who}: submission size {total:,} bytes (artifact {artifact_file_bytes:,} + code "
-                            f"{len(script):,}) > cap {track.artifact_cap_bytes:,}")
+        total = submission_bytes(artifact_file_bytes, len(script), extra_bytes)
+        shipped = f" + other shipped files {extra_bytes:,}" if extra_bytes else ""
+        over = artifact_cap_problem(total, track.artifact_cap_bytes, f"{who}: submission size (artifact "
+                                    f"{artifact_file_bytes:,} + code {len(script):,}{shipped})")
+        if over is not None:
+            problems.append(over)
         if parsed.model_bytes is not None and parsed.model_bytes != artifact_file_bytes:
             problems.append(f"{who}: the log says the model is {parsed.model_bytes:,} bytes, the artifact file has "
                             f"{artifact_file_bytes:,}")
-    if parsed.bytes_total is not None and parsed.bytes_total > track.artifact_cap_bytes:
-        problems.append(f"{who}: logged total submission size {parsed.bytes_total:,} bytes > cap "
-                        f"{track.artifact_cap_bytes:,}")
+    if parsed.bytes_total is not None:
+        over = artifact_cap_problem(parsed.bytes_total, track.artifact_cap_bytes, f"{who}: logged total submission size")
+        if over is not None:
+            problems.append(over)
     return problems
 
 
-def _time_cap_problems(who: str, name: str, value_ms: float | None, cap_s: float | None) -> list[str]:
+def shipped_extra_bytes(record: Record) -> int:
+    """Bytes of the files the record ships beyond its script, logs, artifacts and docs (they count toward the cap
+    exactly as the static `artifact_bytes` check counts them)."""
+    total = 0
+    names = counted_files(record.files, script="train_gpt.py", logs=[*record.logs, *record.log_errors],
+                          artifacts=[path.name for path in record.artifacts.values()], symlinks=record.symlinks)
+    for name in names:
+        try:
+            total += (record.path / name).lstat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def _time_cap_problems(who: str, name: str, value_ms: float | None, cap_s: float | None,
+                       grace_s: float = 0.0) -> list[str]:
+    """A reproduced run is held to the same time rule as the static check (tools.records.rules.time_cap_verdict):
+    an overshoot within the ruleset's grace is not a failure."""
     if cap_s is None:
         return []
     if value_ms is None:
         return [f"{who}: the reproduced log has no {name} line, so its {cap_s:g} s cap cannot be checked"]
-    if value_ms > cap_s * 1000:
-        return [f"{who}: {name} {value_ms / 1000:.3f} s > cap {cap_s:g} s"]
+    if time_cap_verdict(value_ms, cap_s, grace_s) == "fail":
+        grace = f" (grace {grace_s:g} s)" if grace_s else ""
+        return [f"{who}: {name} {value_ms / 1000:.3f} s > cap {cap_s:g} s{grace}"]
     return []
 
 
@@ -528,7 +552,8 @@ class _SeedOutcome:
 def _run_one_seed(*, seed: int, index: int, count: int, record_folder: Path, workspace: Path, track: Track,
                   data_path: Path, nproc: int, time_limit_s: float, script: bytes, claimed_bpb: float | None,
                   tolerance_bpb: float, isolate_network: bool, network_isolated: bool,
-                  progress: ProgressFactory | None, logs_dir: Path | None) -> tuple[_SeedOutcome, list[str]]:
+                  progress: ProgressFactory | None, logs_dir: Path | None,
+                  extra_bytes: int = 0) -> tuple[_SeedOutcome, list[str]]:
     copy = workspace / f"seed{seed}" / record_folder.name
     skipped = copy_record_privately(record_folder, copy)
     temp_dir = workspace / f"seed{seed}" / "tmp"
@@ -550,7 +575,8 @@ def _run_one_seed(*, seed: int, index: int, count: int, record_folder: Path, wor
     artifact_bytes, artifact_problem = _artifact_size(artifact_dir / ARTIFACT_NAME)
     run = judge_seed(seed=seed, track=track, sandbox=sandbox, time_limit_s=time_limit_s, parsed=parsed,
                      log_problem=log_problem, artifact_file_bytes=artifact_bytes, artifact_problem=artifact_problem,
-                     script=script, claimed_bpb=claimed_bpb, tolerance_bpb=tolerance_bpb, run_id=run_id)
+                     script=script, claimed_bpb=claimed_bpb, tolerance_bpb=tolerance_bpb, run_id=run_id,
+                     extra_bytes=extra_bytes)
     if logs_dir is not None and parsed is not None:
         run = dataclasses.replace(run, kept_log=_keep_log(log_path, logs_dir, seed))
     if sink is not None:
@@ -635,7 +661,8 @@ def reproduce_record(
                 seed=seed, index=index, count=len(chosen), record_folder=record.path, workspace=Path(workspace),
                 track=track, data_path=data_path, nproc=processes, time_limit_s=limit, script=script,
                 claimed_bpb=claimed.get(seed), tolerance_bpb=tolerance, isolate_network=isolate_network,
-                network_isolated=network_isolated, progress=progress, logs_dir=keep_dir)
+                network_isolated=network_isolated, progress=progress, logs_dir=keep_dir,
+                extra_bytes=shipped_extra_bytes(record))
             outcomes.append(outcome)
             skipped = skipped or skipped_here  # the same files each time; report them once
         if track_in_mlflow:

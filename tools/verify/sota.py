@@ -21,7 +21,7 @@ from typing import NamedTuple
 from tools.records.model import CheckResult, Record, RecordError, Report, Track
 from tools.verify.checks import Baseline, RecordContext
 from tools.verify.entry_order import UNKNOWN, entry_order
-from tools.verify.record_checks import judge_loaded, load_track_table, record_label, resolve_roots
+from tools.verify.judging import judge_loaded, load_track_table, record_label, resolve_roots
 
 _NAME_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 _UNDATED = dt.date.max  # a record without a date sorts last and is never "before" anything

@@ -31,6 +31,7 @@ import numpy as np
 
 from tools.records import paths
 from tools.records.model import CheckResult, RecordError, Status, Track
+from tools.records.rules import MAX_FILE_BYTES
 from tools.verify.byte_table import (
     ByteTable,
     TableComparison,
@@ -54,7 +55,7 @@ ENTRY_POINT = b"byte-table"
 DEFAULT_TIMEOUT_S = 300.0  # importing torch on a loaded CPU box can take a while; the table itself is instant
 MAX_MANIFEST_BYTES = 64 * 1024**2
 MAX_DOCUMENT_BYTES = 4 * 1024**3
-MAX_SCRIPT_BYTES = 20_000_000
+MAX_SCRIPT_BYTES = MAX_FILE_BYTES
 MAX_LOG_BYTES = 64 * 1024**2
 MAX_SUBMISSION_BYTES = 4 * 1024**2
 LOG_SEPARATOR = "\n" + "=" * 100 + "\n"

@@ -14,6 +14,7 @@ from tools.verify.checks.claims import check_claims_match_logs
 from tools.verify.checks.common import Baseline, RecordContext
 from tools.verify.checks.dataset import check_dataset
 from tools.verify.checks.files import check_files
+from tools.verify.checks.hardware import check_hardware
 from tools.verify.checks.logs import (
     check_code_matches_logs,
     check_config_matches_logs,
@@ -32,6 +33,7 @@ CHECKS: tuple[tuple[str, Callable[[RecordContext], CheckResult]], ...] = (
     ("artifact_bytes", check_artifact_bytes),
     ("train_time", check_train_time),
     ("eval_time", check_eval_time),
+    ("hardware", check_hardware),
     ("claims_match_logs", check_claims_match_logs),
     ("code_matches_logs", check_code_matches_logs),
     ("config_matches_logs", check_config_matches_logs),

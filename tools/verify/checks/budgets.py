@@ -8,6 +8,7 @@ record (it predates the rule) or an unranked one.
 from __future__ import annotations
 
 from tools.records.model import CheckResult, ParsedLog
+from tools.records.rules import artifact_cap_problem, counted_files, submission_bytes, time_cap_verdict
 from tools.verify.checks.code_bytes import compressed_size, counted_code_files
 from tools.verify.checks.common import (
     SCRIPT_NAME,
@@ -45,20 +46,15 @@ def _missing_is_failure(ctx: RecordContext) -> bool:
     return not ctx.legacy and ctx.track is not None and ctx.track.ranked
 
 
-# Files that document a record rather than feed its model; everything else a record ships (tokenizers, caches,
-# tables, nested "artifacts") is available to its code at evaluation and counts toward the cap.
-DOCUMENTATION_FILES = frozenset({"README.md", "submission.json", "requirements.txt", "curves.png", "verification.json"})
-
-
 def shipped_extra_files(ctx: RecordContext) -> list[tuple[str, int]]:
-    """(relative path, bytes) of every file beyond the script, the logs, the per-seed artifacts and the docs."""
-    accounted = {SCRIPT_NAME, *DOCUMENTATION_FILES, *ctx.record.logs, *getattr(ctx.record, "log_errors", {})}
-    accounted |= {path.name for path in ctx.record.artifacts.values()}
-    symlinks = set(getattr(ctx.record, "symlinks", ()))
+    """(relative path, bytes) of every file beyond the script, the logs, the per-seed artifacts and the docs
+    (tools.records.rules.counted_files decides which)."""
+    names = counted_files(ctx.record.files, script=SCRIPT_NAME,
+                          logs=[*ctx.record.logs, *getattr(ctx.record, "log_errors", {})],
+                          artifacts=[path.name for path in ctx.record.artifacts.values()],
+                          symlinks=getattr(ctx.record, "symlinks", ()))
     extra = []
-    for relative in ctx.record.files:
-        if relative in accounted or relative in symlinks:
-            continue
+    for relative in names:
         try:
             extra.append((relative, (ctx.record.path / relative).lstat().st_size))
         except OSError:
@@ -82,8 +78,8 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
 
     def consider(total: int, where: str) -> None:
         nonlocal largest
-        if total > cap:
-            problems.append(f"{where}: {total:,} bytes > cap {cap:,} (over by {total - cap:,})")
+        if (problem := artifact_cap_problem(total, cap, where)) is not None:
+            problems.append(problem)
         if largest is None or total > largest[0]:
             largest = (total, where)
 
@@ -110,7 +106,7 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
         except OSError as problem:
             problems.append(f"{path.name}: unreadable ({problem.strerror or problem})")
             continue
-        consider(size + (script_bytes or 0) + extra_bytes, f"{path.name} + {SCRIPT_NAME}{extra_note}")
+        consider(submission_bytes(size, script_bytes or 0, extra_bytes), f"{path.name} + {SCRIPT_NAME}{extra_note}")
         log_name, model_bytes = logged_model.get(seed, (None, None))
         if model_bytes is not None and model_bytes != size:
             problems.append(f"{path.name}: {size:,} bytes but {log_name} logged {model_bytes:,}")
@@ -147,11 +143,12 @@ def _check_time(
         if value is None:
             unknown.append(item.name)
             continue
-        if cap_ms < value <= cap_ms + grace_s * 1000.0:
+        verdict = time_cap_verdict(value, cap_s, grace_s)
+        if verdict == "warn":
             overshoots.append(f"{item.name}: {label} {fmt_seconds(value)} is {fmt_seconds(value - cap_ms)} past the cap "
                               f"{cap_seconds(cap_s)}, within the ruleset's {grace_s:g} s grace for the step that "
                               f"crossed it")
-        elif value > cap_ms:
+        elif verdict == "fail":
             grace = f"; grace {grace_s:g} s" if grace_s else ""
             problems.append(f"{item.name}: {label} {fmt_seconds(value)} > cap {cap_seconds(cap_s)} (over by {fmt_seconds(value - cap_ms)}{grace})")
         if slowest is None or value > slowest[0]:

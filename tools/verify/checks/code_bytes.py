@@ -22,8 +22,10 @@ import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from tools.records.rules import MAX_FILE_BYTES
+
 CODE_SUFFIXES = (".py", ".cpp", ".cc", ".cu", ".cuh", ".c", ".h", ".hpp", ".pyx")
-MAX_UNWRAPPED_BYTES = 20_000_000  # a stub that inflates beyond this is not read (decompression bomb)
+MAX_UNWRAPPED_BYTES = MAX_FILE_BYTES  # a stub that inflates beyond this is not read (decompression bomb)
 _IMPORT_RE = re.compile(rb"(?:^|(?<=[;:]))[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w., \t]+))",
                         re.MULTILINE)
 

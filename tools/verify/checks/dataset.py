@@ -23,6 +23,17 @@ TOKENIZER_PATTERNS = ("*.model", "tokenizer.json", "*.vocab", "*tokenizer*")
 DATASET_SCRIPT_PATTERNS = ("*prepare*.py", "*dataset*.py", "*tokeniz*.py", "*shard*.py", "data/*.py", "*data*.py")
 
 
+def tokenizer_label(manifest: dict) -> str | None:
+    """The tracks.toml name of a manifest's tokenizer: `sp<V>` for SentencePiece, `byte` for bytes; None if unknown."""
+    tokenizer = manifest.get("tokenizer") if isinstance(manifest.get("tokenizer"), dict) else {}
+    kind, vocab = tokenizer.get("kind"), tokenizer.get("vocab_size")
+    if kind == "byte":
+        return "byte"
+    if kind == "sentencepiece-bpe" and isinstance(vocab, int):
+        return f"sp{vocab}"
+    return None
+
+
 def prepare_command(dataset: str) -> str:
     """The command that builds a dataset folder (data/prepare.py's subcommands)."""
     if dataset.startswith("shakespeare_"):
@@ -98,6 +109,10 @@ def check_dataset(ctx: RecordContext) -> CheckResult:
             manifest, manifest_sha = _read_manifest(manifest_path)
         except (OSError, ValueError) as problem:
             return result("dataset", "fail", f"{manifest_path}: unreadable manifest: {problem}")
+        tokenizer = tokenizer_label(manifest)
+        if ctx.track.tokenizer and tokenizer is not None and tokenizer != ctx.track.tokenizer:
+            problems.append(f"{manifest_path}: the dataset's tokenizer is {tokenizer}, but track {ctx.track.id} says "
+                            f"tokenizer = {ctx.track.tokenizer!r} (tracks.toml and the prepared dataset disagree)")
         expected = {
             "manifest_sha256": manifest_sha,
             "tokenizer_sha256": (manifest.get("tokenizer") or {}).get("sha256"),

@@ -7,12 +7,12 @@ import stat
 from pathlib import Path
 
 from tools.records.model import CheckResult
-from tools.verify.checks.common import MAX_FILE_BYTES, RecordContext, first_and_count, result
+from tools.records.rules import DEFAULT_ARTIFACT_CAP_BYTES, MAX_FILE_BYTES
+from tools.verify.checks.common import RecordContext, first_and_count, result
 
 ARTIFACT_PREFIX = "final_model_seed"
 # Logs, code and README together stay far below the artifact cap; weights are capped per file by artifact_bytes.
 NON_ARTIFACT_SLACK_BYTES = 4_000_000
-DEFAULT_CAP_BYTES = 16_000_000
 
 
 def walk_without_following(folder: Path) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
@@ -64,7 +64,7 @@ def check_files(ctx: RecordContext) -> CheckResult:
         if size > MAX_FILE_BYTES:
             problems.append(f"{relative}: {size:,} bytes > per-file cap {MAX_FILE_BYTES:,}")
 
-    cap = ctx.track.artifact_cap_bytes if ctx.track else DEFAULT_CAP_BYTES
+    cap = ctx.track.artifact_cap_bytes if ctx.track else DEFAULT_ARTIFACT_CAP_BYTES
     non_artifact = sum(size for name, size in regular.items() if not Path(name).name.startswith(ARTIFACT_PREFIX))
     if non_artifact > cap + NON_ARTIFACT_SLACK_BYTES:
         problems.append(

@@ -44,14 +44,14 @@ def format_table(result) -> str:
             "-" if run.bytes_total is None else f"{run.bytes_total:,}",
             "killed" if run.timed_out else f"{run.wall_s:.1f}",
         ))
+    from tools.text_table import format_table
     from tools.verify.report_format import render_checks
 
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     verdict = "PASSED" if result.ok else f"FAILED ({result.check.id})"
     lines = [f"record: {result.record}", f"verdict: {verdict}", "",
              f"track {result.track_id}, {len(result.seeds)} seed(s), nproc {result.nproc}, limit "
              f"{result.time_limit_s:g} s per seed, claims from {result.claims_from}"]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += format_table(rows)
     for run in result.runs:
         for problem in run.problems:
             lines.append(f"  {problem}")

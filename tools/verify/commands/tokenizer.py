@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from tools.records.model import CheckResult, RecordError
+from tools.text_table import format_table
 from tools.verify.commands.options import require_sandbox, ruleset_option
 from tools.verify.sandbox import UNISOLATED_FLAG_HELP, unisolated_mode
 
@@ -21,11 +22,8 @@ def _class_table(comparison) -> list[str]:
         return []
     rows = [("class", "ids", "targets", "byte error", "what")]
     rows += [(k.id, f"{k.token_ids:,}", f"{k.targets:,}", f"{k.byte_error:+,}", k.title) for k in comparison.classes]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [f"byte error by class ({comparison.source}):"]
-    for row in rows:
-        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:4], widths[1:], strict=True)), row[4]]
-        lines.append("  " + "  ".join(cells))
+    lines += format_table(rows, right=(1, 2, 3), loose=(4,), indent="  ")
     for k in comparison.classes:
         if k.examples:
             lines.append(f"  e.g. {k.id}: " + "; ".join(k.examples[:3]))
