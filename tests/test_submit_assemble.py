@@ -235,3 +235,25 @@ def test_reproduce_commands_show_paths_inside_the_repository_relative_to_it(repo
     assert _portable(str(repo / "data" / "datasets" / "shakespeare_sp1024")) == "data/datasets/shakespeare_sp1024"
     assert _portable("/elsewhere/datasets/x") == "/elsewhere/datasets/x"
     assert _portable("logs/run1") == "logs/run1"
+
+
+def test_staging_folders_left_by_an_interrupted_submit_are_ignored_then_cleaned(repo, tmp_path):
+    """A `submit record` killed mid-way leaves records/<track>/.staging-XXXX: no judge or board reads it (hidden),
+    and the next `submit record` removes it once it is stale (a young one may belong to a run still going)."""
+    import os
+    import time
+
+    from tools.submit.assemble import STALE_STAGING_S
+    from tools.verify.sota import accepted_chain
+
+    track_dir = repo / "records" / TRACK
+    track_dir.mkdir(exist_ok=True)
+    stale = make_record(repo, name=".staging-old1", date="2026-01-10")
+    young = make_record(repo, name=".staging-new1", date="2026-01-11")
+    old = time.time() - STALE_STAGING_S - 60
+    os.utime(stale, (old, old))
+    assert accepted_chain(TRACK, records_root=repo / "records") == []  # neither is a record
+    result = from_logs(write_logs(repo, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and young.exists()
+    assert ".staging-new1" not in (repo / "leaderboard.md").read_text()

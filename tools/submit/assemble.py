@@ -16,6 +16,7 @@ import shlex
 import shutil
 import statistics
 import tempfile
+import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tools.records.model import ParsedLog, RecordError, SeedResult, Submission, 
 from tools.records.paths import repo_root
 
 STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 3600.0  # a submit record takes seconds; an hour-old staging folder was left by an interrupted one
 SCRIPT_NAME = "train_gpt.py"
 CURVES_NAME = "curves.png"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -328,6 +330,22 @@ def _load_track(track_id: str, records_root: Path) -> Track:
     return tracks[track_id]
 
 
+def remove_stale_staging(track_folder: Path, max_age_s: float = STALE_STAGING_S) -> list[Path]:
+    """Delete staging folders an interrupted `submit record` left behind (older than `max_age_s`; a younger one may
+    belong to a run still going). They are hidden, so no judge or board ever reads them meanwhile."""
+    removed = []
+    now = time.time()
+    for entry in track_folder.glob(f"{STAGING_PREFIX}*"):
+        try:
+            stale = entry.is_dir() and not entry.is_symlink() and now - entry.lstat().st_mtime > max_age_s
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def assemble_draft(
     logs: Sequence[str | Path],
     track_id: str,
@@ -358,6 +376,7 @@ def assemble_draft(
     track_folder = records_root / track_id
     created_track_folder = not track_folder.is_dir()
     track_folder.mkdir(exist_ok=True)
+    remove_stale_staging(track_folder)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=track_folder))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the record folder it becomes is not
