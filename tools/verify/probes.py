@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from data import formats
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Status, Track
 from tools.records.paths import read_regular_file
 from tools.verify.probe_math import (  # noqa: F401  (re-exported: the probes' arithmetic, for callers and tests)
@@ -75,7 +76,6 @@ DEFAULT_TIMEOUT_S = 600.0  # per scorer call
 MAX_WINDOW_BYTES = 1024**3  # one evaluation window's float32 log-probabilities (the output of one call, at least)
 HUMAN_REVIEW = "a human must review the model's distributions"
 
-SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_WORDS = 20240520, 1, 256
 MAX_MANIFEST_BYTES = 50_000_000
 
 
@@ -94,21 +94,12 @@ class ValidationSet:
 
 
 def read_shard(path: Path) -> np.ndarray:
-    """One shard's tokens: 256 little-endian int32 header words (magic, version, count, ...), then uint16 tokens."""
-    header_bytes = 4 * SHARD_HEADER_WORDS
+    """One shard's tokens, read by the data pipeline's own reader (data.formats, contract §1); RecordError naming
+    the file when it is not a well-formed shard."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(header_bytes)
-            size = os.fstat(handle.fileno()).st_size
-    except OSError as problem:
-        raise RecordError(path, f"cannot read shard: {problem.strerror or problem}") from None
-    header = np.frombuffer(raw[: len(raw) - len(raw) % 4], dtype="<i4")
-    if len(header) < SHARD_HEADER_WORDS or header[0] != SHARD_MAGIC or header[1] != SHARD_VERSION:
-        raise RecordError(path, f"not a shard (expected header words {SHARD_MAGIC}, {SHARD_VERSION})")
-    count = int(header[2])
-    if count < 0 or size != header_bytes + 2 * count:
-        raise RecordError(path, f"{size} bytes, but the header's token count {count} needs {header_bytes + 2 * count}")
-    return np.fromfile(path, dtype="<u2", count=count, offset=header_bytes)
+        return formats.read_shard(path)
+    except formats.ShardFormatError as problem:
+        raise RecordError(path, str(problem).removeprefix(f"{path}: ")) from None
 
 
 def _val_shard_paths(folder: Path, manifest: Mapping[str, Any], manifest_path: Path) -> list[Path]:
