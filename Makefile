@@ -5,6 +5,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# torch's CPU build: its own wheel index first (no multi-GB CUDA build where no GPU is wanted), PyPI for torch's
+# dependencies. A torch==2.13.0 wheel already in pip's find-links (an offline machine's local wheels) is taken as
+# it is, and an index that cannot be reached is skipped after a retry. `make venv TORCH_INDEX=` (empty) takes
+# PyPI's default build instead: the CUDA one, for a GPU machine.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PYPI_INDEX ?= https://pypi.org/simple
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url $(PYPI_INDEX) --retries 1)
 # Seconds of training per seed for the demo; the CPU track's full budget is 180.
 DEMO_SECONDS ?= 180
 DEMO_SEEDS ?= 42 1337 2025
@@ -17,7 +24,7 @@ $(BIN)/python:
 # Re-install only when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(TORCH_FROM) torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

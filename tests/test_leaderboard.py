@@ -131,8 +131,10 @@ def test_evidence_shows_how_far_a_record_was_verified(repo):
     assert "| static, statistics, tokenizer audit, probes |" in row
 
     (folder / "README.md").write_text("edited after verification\n")
-    row = section(render_leaderboard(), "| # | date |")
-    assert "verification.json stale" in row and "probes" not in row
+    board = render_leaderboard()
+    assert "_No accepted record yet._" in section(board, f"(`{TRACK}`)")  # stale evidence is held against it
+    assert ("judge evidence: verification.json is stale: README.md changed since the judge's run"
+            in section(board, "**Not accepted**").replace("\\", ""))
 
 
 def test_a_static_warning_is_shown_on_the_board_but_keeps_the_record_in_the_chain(repo):
@@ -154,12 +156,13 @@ def test_failed_judge_evidence_keeps_a_record_out_of_the_chain(repo):
     assert "judge evidence: probes failed" in section(board, "**Not accepted**")
 
 
-def test_hand_written_evidence_in_the_wrong_shape_counts_for_nothing(repo):
+def test_hand_written_evidence_in_the_wrong_shape_keeps_the_record_out(repo):
     folder = make_record(repo, name="2026-01-10_base", date="2026-01-10")
-    (folder / EVIDENCE_FILE).write_text(json.dumps({"schema": 1, "checks": {"causality": "pass"}}))
+    (folder / EVIDENCE_FILE).write_text(json.dumps({"schema": 2, "checks": {"causality": "pass"}}))
     assert read_verification_evidence(folder) is None
-    row = section(render_leaderboard(), "| # | date |")
-    assert "verification.json unreadable" in row and "probes" not in row
+    board = render_leaderboard()
+    assert "_No accepted record yet._" in section(board, f"(`{TRACK}`)")
+    assert "verification.json is malformed" in section(board, "**Not accepted**").replace("\\", "")
 
 
 def test_untrusted_text_cannot_break_the_table(repo):

@@ -52,14 +52,15 @@ def test_renaming_an_existing_records_log_to_a_generated_name_fails_naming_the_r
     _commit(repo, "hide a seed")
     report = _gate(repo)
     assert not report.ok
-    assert any(RECORD in problem and "renames" in problem for problem in report.scope.problems), report.scope.problems
+    messages = [problem.message for problem in report.scope.problems]
+    assert any(RECORD in message and "renames" in message for message in messages), messages
 
 
 def test_deleting_a_file_of_an_existing_record_fails(repo):
     (repo / RECORD / "train_seed3.log").unlink()
     _commit(repo, "drop a seed")
     report = _gate(repo)
-    assert any("deletes" in problem and RECORD in problem for problem in report.scope.problems)
+    assert any("deletes" in problem.message and RECORD in problem.message for problem in report.scope.problems)
 
 
 def test_a_file_name_with_a_newline_is_read_whole_and_is_a_core_change(repo):
@@ -78,7 +79,8 @@ def test_a_record_whose_logs_copy_an_existing_records_fails_naming_it(repo):
     _commit(repo, "a copy")
     report = _gate(repo)
     assert not report.ok
-    assert any("byte copy" in problem and RECORD in problem for problem in report.scope.problems), report.scope.problems
+    messages = [problem.message for problem in report.scope.problems]
+    assert any("byte copy" in message and RECORD in message for message in messages), messages
 
 
 def test_a_docs_only_pull_request_is_no_record_to_judge_and_passes(repo):
@@ -89,3 +91,32 @@ def test_a_docs_only_pull_request_is_no_record_to_judge_and_passes(repo):
     assert report.verdict == "no record to judge"
     assert "README.md" in report.scope.core_changes  # still listed for a maintainer
     assert "no record to judge" in report.markdown()
+
+
+@pytest.mark.parametrize("path", ["records/track_x/2026-01-02_new/verification.json",  # with a new record
+                                  "records/track_x/2026-01-02_new/Verification.JSON",  # case changes nothing
+                                  "docs/verification.json/notes.md",  # a folder of that name, outside records/
+                                  f"{RECORD}/verification.json"])  # beside an existing record's files
+def test_any_verification_json_in_a_pull_request_fails_naming_it(repo, path):
+    """Evidence is the judge's alone (tools.verify.evidence.forged_evidence_paths): a pull request may not add one
+    anywhere, under any case, even as a folder name."""
+    (repo / "records" / "track_x" / "2026-01-02_new").mkdir()
+    (repo / "records" / "track_x" / "2026-01-02_new" / "README.md").write_text("new\n")
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text("{}")
+    _commit(repo, "evidence")
+    report = _gate(repo)
+    assert not report.ok
+    assert any(p.id == "judge_only_file" and path in p.message for p in report.scope.problems), report.scope.problems
+
+
+def test_deleting_an_existing_records_evidence_fails_naming_it(repo):
+    evidence = f"{RECORD}/verification.json"
+    _git(repo, "checkout", "-q", "main")
+    (repo / evidence).write_text("{}")
+    _commit(repo, "the judge's evidence")
+    _git(repo, "checkout", "-q", "-B", "pr")
+    (repo / evidence).unlink()
+    _commit(repo, "erase it")
+    messages = [p.message for p in _gate(repo).scope.problems]
+    assert any(evidence in m and "only the judge writes" in m for m in messages), messages

@@ -102,7 +102,7 @@ def test_editing_an_existing_record_fails(repo):
     commit_all(repo, "edit an old record")
     report = gate(repo, [])
     assert not report.ok
-    assert any("edits the existing record" in p for p in report.scope.problems)
+    assert any("edits the existing record" in p.message for p in report.scope.problems)
     assert report.stages == []  # not judged as a record
 
 
@@ -112,7 +112,7 @@ def test_deleting_an_existing_record_fails(repo):
     commit_all(repo, "delete a log")
     report = gate(repo, [])
     assert not report.ok
-    assert any("deletes the existing record" in p for p in report.scope.problems)
+    assert any("deletes the existing record" in p.message for p in report.scope.problems)
 
 
 def test_two_records_fail(repo):
@@ -121,7 +121,7 @@ def test_two_records_fail(repo):
     commit_all(repo, "two records")
     report = gate(repo, [])
     assert not report.ok
-    assert any("adds 2 records" in p for p in report.scope.problems)
+    assert any("adds 2 records" in p.message for p in report.scope.problems)
 
 
 def test_a_core_change_is_reported_not_judged(repo):
@@ -145,9 +145,9 @@ def test_oversized_files_symlinks_and_judge_evidence_fail():
     ]
     scope = classify_changes(changes, existing_record_folders=set())
     assert len(scope.problems) == 3
-    assert any("over the 20,000,000-byte file cap" in p for p in scope.problems)
-    assert any("symlinks" in p for p in scope.problems)
-    assert any("only the judge writes verification.json" in p for p in scope.problems)
+    assert any("over the 20,000,000-byte file cap" in p.message for p in scope.problems)
+    assert any("symlinks" in p.message for p in scope.problems)
+    assert any("only the judge writes verification.json" in p.message for p in scope.problems)
     assert not scope.is_record_pr
 
 
@@ -202,7 +202,7 @@ def test_a_backdated_record_fails(repo):
     commit_all(repo, "backdated")
     report = gate(repo, [])
     assert not report.ok
-    assert any("earlier than the newest track_cpu_shakespeare record" in p for p in report.scope.problems)
+    assert any("earlier than the newest track_cpu_shakespeare record" in p.message for p in report.scope.problems)
 
 
 def test_a_record_dated_after_the_newest_passes_the_date_rule(repo):
@@ -220,4 +220,4 @@ def test_a_record_dated_in_the_future_fails(repo):
     add_record(repo, extra={"submission.json": '{"date": "2999-01-01"}\n'})
     commit_all(repo, "from the future")
     report = gate(repo, [])
-    assert any("in the future" in p for p in report.scope.problems)
+    assert any("in the future" in p.message for p in report.scope.problems)

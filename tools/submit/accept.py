@@ -3,7 +3,9 @@
 Verdicts (the one acceptance policy, tools.verify.evidence.classify, as the chain and the leaderboard apply it):
   record      every check passed on a ranked track: the new SOTA of its track
   non-record  every check passed but the t-test against SOTA (or the track is unranked): listed, not ranked
-  rejected    a check failed: nothing changes (an assembled draft goes to logs/rejected/<name>/, never records/)
+  rejected    a check failed, or the folder's verification.json is not the judge's bound, sandboxed evidence for
+              these files or shows a failure: nothing changes (an assembled draft goes to logs/rejected/<name>/,
+              never records/)
 
 Nothing is edited in place: the leaderboard is regenerated from the folders, and a draft enters records/ by one
 atomic rename, only once accepted. Tracking (MLflow) failures become warnings; they never lose a verdict.

@@ -9,8 +9,9 @@ edited in place: each run renders from scratch and replaces the file atomically,
 after the other cannot drop a row.
 
 Evidence from the slower judges (tokenizer audit, probes, reproduction) lives in the record folder as
-`verification.json`, written by `write_verification_evidence`; it counts only while the record's files are the
-ones it was written for (`record_sha256`).
+`verification.json`, written by `write_verification_evidence`. Whether a document is accepted is decided in one
+place, tools.verify.evidence.evidence_problems (bound to the record's files now, a judge commit, every check run
+in the sandbox); a document it refuses rejects the record, and the reason is the row's note in "Not accepted".
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tools.verify.evidence import (  # noqa: F401  (re-exported: the publisher's
     EVIDENCE_STAGES,
     STATIC_CHECKS_EXEMPT,
     classify,
+    evidence_problems,
     read_verification_evidence,
     record_sha256,
     verification_summary,

@@ -10,6 +10,7 @@ import json
 import git
 
 from tools.records.schema import parse_date
+from tools.verify.pr_scope import Problem
 
 FUTURE_SLACK = dt.timedelta(days=1)  # time zones
 
@@ -36,7 +37,7 @@ def newest_record_date(base: git.Commit, track: str) -> dt.date | None:
     return max((d for d in dates if d is not None), default=None)
 
 
-def date_problems(record: str, base: git.Commit, head: git.Commit) -> list[str]:
+def date_problems(record: str, base: git.Commit, head: git.Commit) -> list[Problem]:
     """Problems with the added record's `date` (empty when it is fine or unreadable)."""
     claimed = _blob_date(head.tree, f"{record}/submission.json")
     if claimed is None:
@@ -45,11 +46,11 @@ def date_problems(record: str, base: git.Commit, head: git.Commit) -> list[str]:
     track = record.split("/")[1]
     newest = newest_record_date(base, track)
     if newest is not None and claimed < newest:
-        problems.append(f"{record}/submission.json: date {claimed} is earlier than the newest {track} record on the "
-                        f"base branch ({newest}); a record is judged against the SOTA at its date, so it may not be "
-                        "backdated")
+        problems.append(Problem("backdated", f"{record}/submission.json: date {claimed} is earlier than the newest "
+                                f"{track} record on the base branch ({newest}); a record is judged against the SOTA at "
+                                "its date, so it may not be backdated"))
     committed = head.committed_datetime.astimezone(dt.UTC)
     if dt.datetime.combine(claimed, dt.time(), dt.UTC) > committed + FUTURE_SLACK:
-        problems.append(f"{record}/submission.json: date {claimed} is in the future of the pull request's commit "
-                        f"({committed.date()})")
+        problems.append(Problem("future_date", f"{record}/submission.json: date {claimed} is in the future of the "
+                                f"pull request's commit ({committed.date()})"))
     return problems

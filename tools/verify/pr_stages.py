@@ -1,11 +1,17 @@
-"""The judges the pull-request gate runs on an added record, and the rules for when each one applies."""
+"""The judges the pull-request gate runs on an added record, and the rules for when each one applies.
+
+Each judge takes optional `tracks`, `records_root` and `repo_root`: `verify all` leaves them unset (the working
+tree's), the gate passes the base commit's (`gate_stages`), so nothing a pull request changes decides its verdict.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
-from tools.records.model import CheckResult
+from tools.records.model import CheckResult, Report, Track
 from tools.verify.pr_audit import AuditFlag
 
 RECORD = "verify record"
@@ -14,30 +20,39 @@ PROBES = "verify probes"
 REPRODUCE = "verify reproduce"
 
 
-def run_verify_record(folder: Path) -> list[CheckResult]:
+def record_report(folder: Path, *, tracks: Mapping[str, Track] | None = None,
+                  records_root: Path | None = None) -> Report:
     from tools.verify.record_checks import verify_record
 
-    return list(verify_record(folder).checks)
+    return verify_record(folder, tracks=tracks, records_root=records_root)
 
 
-def run_tokenizer_audit(folder: Path) -> list[CheckResult]:
+def run_verify_record(folder: Path, **roots) -> list[CheckResult]:
+    return list(record_report(folder, **roots).checks)
+
+
+def run_tokenizer_audit(folder: Path, *, tracks: Mapping[str, Track] | None = None,
+                        repo_root: Path | None = None) -> list[CheckResult]:
     from tools.verify.tokenizer_audit import audit_record
 
-    return audit_record(folder)
+    return audit_record(folder, tracks=tracks, repo_root=repo_root)
 
 
-def run_probes(folder: Path) -> list[CheckResult]:
+def run_probes(folder: Path, *, tracks: Mapping[str, Track] | None = None,
+               records_root: Path | None = None) -> list[CheckResult]:
     from tools.verify.probes import probe_record
 
-    return probe_record(folder)
+    return probe_record(folder, tracks=tracks, records_root=records_root)
 
 
-def run_reproduction(folder: Path) -> list[CheckResult]:
+def run_reproduction(folder: Path, *, tracks: Mapping[str, Track] | None = None,
+                     records_root: Path | None = None) -> list[CheckResult]:
     from tools.verify.progress import progress_factory
     from tools.verify.reproduce import reproduce_record
 
     # Progress goes to stderr so the CI log shows each seed's steps; the verdict goes to the summary.
-    return [reproduce_record(folder, progress=progress_factory(sys.stderr)).check]
+    return [reproduce_record(folder, tracks=tracks, records_root=records_root,
+                             progress=progress_factory(sys.stderr)).check]
 
 
 def real_stages() -> dict:
@@ -45,20 +60,35 @@ def real_stages() -> dict:
             REPRODUCE: run_reproduction}
 
 
-def _track_of(folder: Path):
-    from tools.records.paths import tracks_path
-    from tools.records.tracks import load_tracks
+def gate_stages(tracks: Mapping[str, Track], judged_root: Path) -> dict:
+    """The judges as the gate runs them: the base commit's rules (`tracks`) and the tree of `judged_root` (the base's
+    accepted records and baseline trainer, plus the new record). `verify record` returns its whole Report, so the
+    gate's JSON carries its statistics."""
+    records = judged_root / "records"
+    return {
+        RECORD: partial(record_report, tracks=tracks, records_root=records),
+        TOKENIZER: partial(run_tokenizer_audit, tracks=tracks, repo_root=judged_root),
+        PROBES: partial(run_probes, tracks=tracks, records_root=records),
+        REPRODUCE: partial(run_reproduction, tracks=tracks, records_root=records),
+    }
 
-    return load_tracks(tracks_path()).get(folder.parent.name)
+
+def _track_of(folder: Path, tracks: Mapping[str, Track] | None):
+    if tracks is None:
+        from tools.records.paths import tracks_path
+        from tools.records.tracks import load_tracks
+
+        tracks = load_tracks(tracks_path())
+    return tracks.get(folder.parent.name)
 
 
-def stage_applies(name: str, folder: Path, flags: list[AuditFlag]) -> bool:
+def stage_applies(name: str, folder: Path, flags: list[AuditFlag], tracks: Mapping[str, Track] | None = None) -> bool:
     """verify record: always. verify tokenizer: when flagged. verify probes: always — without an artifact or an
     entry point it reports `skip` (a human must review), which the summary must show. verify reproduce: when the
-    track runs on the CI machine."""
+    track (of `tracks`, default the working tree's table) runs on the CI machine."""
     if name == TOKENIZER:
         return any(f.kind in ("tokenizer", "dataset", "byte_accounting") for f in flags)
     if name == REPRODUCE:
-        track = _track_of(folder)
+        track = _track_of(folder, tracks)
         return bool(track is not None and track.reproducible_in_ci)
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from tools.verify.commands.options import ruleset_option
+from tools.verify.evidence import EVIDENCE_FILE
 
 
 @click.command("record")
@@ -48,12 +50,18 @@ def command(path: Path, against: float | None, as_json: bool, ruleset: str | Non
       verify record ../parameter-golf/records/track_10min_16mb/2026-03-17_NaiveBaseline --ruleset parameter-golf
 
     \b
-    Exit codes: 0 no check failed (warnings and skips allowed), 1 a check failed,
-    2 bad usage or an unreadable record (missing folder, not a folder, outside records/).
+    Judge evidence: when the folder has a verification.json, it is judged as the leaderboard judges it (bound to
+    the files now, a judge commit, every check run in the sandbox, no failure) and reported after the table
+    (JSON: "evidence"); evidence that keeps the record off the board fails the command too.
+
+    \b
+    Exit codes: 0 no check failed (warnings and skips allowed), 1 a check failed or the judge's evidence keeps
+    the record out, 2 bad usage or an unreadable record (missing folder, not a folder, outside records/).
     """
     from tools.records.model import RecordError
+    from tools.verify.evidence import evidence_report
     from tools.verify.record_checks import verify_record
-    from tools.verify.report_format import render_json, render_table
+    from tools.verify.report_format import render_json, render_table, report_json
 
     if against is not None and not math.isfinite(against):
         click.echo(f"error: --against: not a finite number: {against}", err=True)
@@ -68,8 +76,21 @@ def command(path: Path, against: float | None, as_json: bool, ruleset: str | Non
     except RecordError as error:
         click.echo(f"error: {error.where}: {error.message}", err=True)
         sys.exit(2)
-    click.echo(render_json(report) if as_json else render_table(report))
-    sys.exit(0 if report.ok else 1)
+    evidence = evidence_report(report, path)  # the judge's verification.json, judged as the board judges it
+    if as_json:
+        click.echo(render_json(report) if evidence is None else json.dumps(
+            {**report_json(report), "evidence": evidence}, indent=2, allow_nan=False))
+    else:
+        click.echo(render_table(report) + ("" if evidence is None else "\n\n" + _evidence_lines(evidence)))
+    sys.exit(0 if report.ok and not (evidence and evidence["reasons"]) else 1)
+
+
+def _evidence_lines(evidence: dict) -> str:
+    lines = [f"judge evidence ({EVIDENCE_FILE}): {evidence['verified']}"]
+    if evidence["provenance"]:
+        lines.append(f"  {evidence['provenance']}")
+    lines += [f"  NOT ACCEPTED: {reason}" for reason in evidence["reasons"]]
+    return "\n".join(lines)
 
 
 def _records_root(path: Path, ruleset: str | None) -> Path | None:
