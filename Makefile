@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# Record code runs only under bubblewrap (tools/verify/sandbox.py); the judge refuses and the tests fail without it.
+# Record code runs only under bubblewrap (tools/verify/sandbox/__init__.py); the judge refuses and the tests fail without it.
 # Installs it when `bwrap` is missing (apt-get as root, else through sudo), and where Ubuntu's AppArmor forbids
 # unprivileged user namespaces (24.04+), gives bwrap alone a profile that allows them. Quiet and idempotent.
 BWRAP_PROFILE := /etc/apparmor.d/bwrap

@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tools.text_table import format_table  # noqa: E402
-from tools.verify.byte_table import compare_table, contract_table  # noqa: E402
-from tools.verify.byte_truth import load_tokenizer, scan_documents  # noqa: E402
-from tools.verify.tokenizer_audit import read_val_documents  # noqa: E402
+from tools.verify.tokenizer.audit import read_val_documents  # noqa: E402
+from tools.verify.tokenizer.byte_table import compare_table, contract_table  # noqa: E402
+from tools.verify.tokenizer.byte_truth import load_tokenizer, scan_documents  # noqa: E402
 
 SHAKESPEARE = REPO / "data" / "datasets" / "shakespeare_sp1024"
 STAND_IN_BYTES = 620_853

@@ -66,8 +66,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50)
     args = parser.parse_args()
 
-    from tools.verify import sota
-    from tools.verify.record_checks import verify_record
+    from tools.verify.checks import sota
+    from tools.verify.checks.verdict import verify_record
 
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench_verify_record_") as tmp:

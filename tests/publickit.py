@@ -106,7 +106,7 @@ def public_record(
 def judge(folder: Path, tree: Path):
     """`verify record FOLDER --ruleset parameter-golf`, as a library call."""
     from tools.records.rulesets import load_ruleset
-    from tools.verify.record_checks import verify_record
+    from tools.verify.checks.verdict import verify_record
 
     return verify_record(folder, tracks=load_ruleset(str(PUBLIC_RULESET)), records_root=tree,
                          datasets_root=tree.parent / "no-datasets")

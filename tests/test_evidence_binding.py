@@ -22,6 +22,7 @@ from tools.records.model import CheckResult
 from tools.submit.accept import submit_record
 from tools.submit.leaderboard import render_leaderboard
 from tools.verify import evidence as ev
+from tools.verify.checks.sota import accepted_chain
 from tools.verify.cli import main as verify_main
 from tools.verify.evidence import (
     EVIDENCE_FILE,
@@ -31,7 +32,6 @@ from tools.verify.evidence import (
     record_files,
     write_verification_evidence,
 )
-from tools.verify.sota import accepted_chain
 
 TRACK = "track_cpu_shakespeare"
 PASSING = [CheckResult("causality", "pass", "no look-ahead"), CheckResult("rescore", "pass", "matches")]
@@ -293,7 +293,7 @@ def forger(tmp_path, monkeypatch):
     made = make_scorer_record(root, dataset, "honest", seeds=(42, 1337), script=forger_script(folder, root))
     assert made == folder
     # The probe kit's dataset has no documents list for the tokenizer audit: run the stages that apply to it.
-    import tools.verify.pr_stages as pr_stages
+    import tools.verify.pr.stages as pr_stages
 
     real = pr_stages.real_stages
     monkeypatch.setattr(pr_stages, "real_stages",
@@ -339,7 +339,7 @@ def perfect_forgery(folder: Path) -> dict:
 
 
 def test_a_pull_request_shipping_a_perfect_forgery_is_refused_by_the_gate_since_the_board_cannot_tell(repo):
-    from tools.verify.pr_scope import Change, classify_changes
+    from tools.verify.pr.scope import Change, classify_changes
 
     folder = make_record(repo, name="2026-02-02_new", date="2026-02-02")
     (folder / EVIDENCE_FILE).write_text(json.dumps(perfect_forgery(folder)))

@@ -30,8 +30,8 @@ from tests.recordkit import (
 )
 from tools.records.model import CheckResult
 from tools.submit.leaderboard import judge_board, render_leaderboard, write_verification_evidence
-from tools.verify.pr_scope import Change, classify_changes
-from tools.verify.record_checks import verify_record
+from tools.verify.checks.verdict import verify_record
+from tools.verify.pr.scope import Change, classify_changes
 
 CAP = 16_000_000
 SCRIPT_BYTES = len(SCRIPT.encode())

@@ -20,7 +20,7 @@ from test_tokenizer_audit_kit import (
     log_text,
 )
 
-from tools.verify.tokenizer_audit import audit_record
+from tools.verify.tokenizer.audit import audit_record
 
 TRUE_BYTES = sum(len(text.encode()) for text in VAL_TEXTS)
 CLAIMED_BPB = 1.25

@@ -13,7 +13,7 @@ from tests.fskit import remove_nested
 from tests.recordkit import make_record, make_repo_tree, repo_env
 from tools.records.model import RecordError
 from tools.records.schema import load_submission
-from tools.verify.record_checks import verify_record
+from tools.verify.checks.verdict import verify_record
 
 
 @pytest.fixture

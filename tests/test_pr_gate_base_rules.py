@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.recordkit import TRACKS_TOML, make_record, make_repo_tree, repo_env
+from tools.verify.checks.verdict import verify_record
 from tools.verify.cli import main as verify_main
-from tools.verify.pr_gate import base_tracks, gate_pull_request
-from tools.verify.pr_stages import PROBES, REPRODUCE, TOKENIZER
-from tools.verify.record_checks import verify_record
+from tools.verify.pr.gate import base_tracks, gate_pull_request
+from tools.verify.pr.stages import PROBES, REPRODUCE, TOKENIZER
 
 REPO = Path(__file__).resolve().parents[1]
 TRACK = "track_cpu_shakespeare"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.verify.pr_gate import gate_pull_request
-from tools.verify.pr_scope import changes_between_paths
+from tools.verify.pr.gate import gate_pull_request
+from tools.verify.pr.scope import changes_between_paths
 
 RECORD = "records/track_x/2026-01-01_base"
 

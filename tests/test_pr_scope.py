@@ -9,9 +9,9 @@ import git
 import pytest
 
 from tools.records.model import CheckResult, RecordError
-from tools.verify.pr_audit import audit_flags, byte_accounting_diff
-from tools.verify.pr_gate import gate_pull_request
-from tools.verify.pr_scope import Change, classify_changes
+from tools.verify.pr.audit import audit_flags, byte_accounting_diff
+from tools.verify.pr.gate import gate_pull_request
+from tools.verify.pr.scope import Change, classify_changes
 
 BASELINE = '''import numpy as np
 

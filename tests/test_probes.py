@@ -30,8 +30,7 @@ from tests.test_probes_kit import (
     write_shard,
 )
 from tools.records.model import RecordError
-from tools.verify import probes, scorer_client
-from tools.verify.probe_plan import call_rows, plan_calls
+from tools.verify import probes
 from tools.verify.probes import (
     drift,
     eval_windows,
@@ -41,6 +40,8 @@ from tools.verify.probes import (
     probe_record,
     read_shard,
 )
+from tools.verify.probes import scorer as scorer_client
+from tools.verify.probes.plan import call_rows, plan_calls
 
 
 @pytest.fixture

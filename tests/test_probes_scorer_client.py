@@ -1,4 +1,4 @@
-"""tools.verify.scorer_client: what the judge accepts back from a record's scorer, and what it copies for it.
+"""tools.verify.probes.scorer: what the judge accepts back from a record's scorer, and what it copies for it.
 
 The scorer is hostile: its output file may be a pickle, a symlink, an array of the wrong shape or order, or carry
 trailing bytes; each must be refused with a message naming the problem, before any arithmetic."""
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.verify.sandbox import SandboxResult
-from tools.verify.scorer_client import (
+from tools.verify.probes.scorer import (
     ScorerFailed,
     check_values,
     copy_record,
@@ -22,6 +21,7 @@ from tools.verify.scorer_client import (
     open_logprobs,
     remove_tree,
 )
+from tools.verify.sandbox import SandboxResult
 
 SHAPE = (2, 3, 5)
 

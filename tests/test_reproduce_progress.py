@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools.verify.progress import (
+from tools.verify.reproduce.progress import (
     PlainSeedProgress,
     StepUpdate,
     TqdmSeedProgress,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.fskit import remove_nested
-from tools.verify import sandbox, sandbox_bwrap
+from tools.verify import sandbox
 from tools.verify.sandbox import (
     Limits,
     SandboxUnavailable,
@@ -31,7 +31,8 @@ from tools.verify.sandbox import (
     sandbox_available,
     unisolated_mode,
 )
-from tools.verify.sandbox_output import MAX_LINE_CHARS, OutputTail
+from tools.verify.sandbox import bwrap as sandbox_bwrap
+from tools.verify.sandbox.output import MAX_LINE_CHARS, OutputTail
 
 
 @pytest.fixture(autouse=True)

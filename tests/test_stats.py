@@ -1,4 +1,4 @@
-"""tools.verify.stats: the significance test behind the `significance` check."""
+"""tools.verify.checks.stats: the significance test behind the `significance` check."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from tools.verify.stats import seeds_needed, significance_test
+from tools.verify.checks.stats import seeds_needed, significance_test
 
 SOTA = 1.2000
 DELTA = 0.005

@@ -17,7 +17,7 @@ from tools.records.model import RecordError
 from tools.records.schema import load_submission
 from tools.submit.assemble import assemble_draft, record_folder_name, slugify
 from tools.submit.cli import main
-from tools.verify.record_checks import verify_record
+from tools.verify.checks.verdict import verify_record
 
 TRACK = "track_cpu_shakespeare"
 
@@ -244,7 +244,7 @@ def test_staging_folders_left_by_an_interrupted_submit_are_ignored_then_cleaned(
     import time
 
     from tools.submit.assemble import STALE_STAGING_S
-    from tools.verify.sota import accepted_chain
+    from tools.verify.checks.sota import accepted_chain
 
     track_dir = repo / "records" / TRACK
     track_dir.mkdir(exist_ok=True)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_tokenizer_audit_kit import SPACE_MARK, VAL_TEXTS, build_models, save_table
 
-from tools.verify.byte_table import ByteTable, TableError, compare_table, contract_table, load_byte_table
-from tools.verify.byte_truth import BYTE, TokenizerError, load_tokenizer
-from tools.verify.tokenizer_audit import audit_tokenizer
+from tools.verify.tokenizer.audit import audit_tokenizer
+from tools.verify.tokenizer.byte_table import ByteTable, TableError, compare_table, contract_table, load_byte_table
+from tools.verify.tokenizer.byte_truth import BYTE, TokenizerError, load_tokenizer
 
 TEXTS = [t.encode("utf-8") for t in VAL_TEXTS]
 
@@ -78,7 +78,7 @@ def test_any_text_round_trips_and_counts_exactly_with_the_lossless_model(models,
 def test_split_encoding_gives_the_same_ids_as_whole_documents(models, texts):
     from unittest import mock
 
-    import tools.verify.byte_truth as byte_truth
+    import tools.verify.tokenizer.byte_truth as byte_truth
 
     truth = load_tokenizer(models["plain"])
     assert truth.split_safe
@@ -94,7 +94,7 @@ def test_split_encoding_only_where_it_is_provably_safe(models):
     # Why the guard exists: with a ▁▁▁▁ piece, cutting before spaces changes the ids; the audit then encodes whole.
     from unittest import mock
 
-    import tools.verify.byte_truth as byte_truth
+    import tools.verify.tokenizer.byte_truth as byte_truth
 
     truth = load_tokenizer(models["lossless"])
     text = "the king    and thee"
@@ -328,7 +328,7 @@ def test_dummy_prefix_on_a_vocabulary_without_standalone_space(models, tmp_path)
 
 
 def test_wrong_entries_that_validation_never_uses_warn_but_do_not_fail(models):
-    from tools.verify.tokenizer_audit import table_check
+    from tools.verify.tokenizer.audit import table_check
 
     audit = audit_tokenizer(models["lossless"], TEXTS)
     unused = int(np.flatnonzero((audit.truth.kinds == BYTE) & (audit.stats.target_counts == 0))[0])

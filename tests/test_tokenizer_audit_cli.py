@@ -17,8 +17,8 @@ from test_tokenizer_audit_kit import (
     save_table,
 )
 
-from tools.verify.byte_truth import load_tokenizer
 from tools.verify.cli import main
+from tools.verify.tokenizer.byte_truth import load_tokenizer
 
 
 def invoke(*args: str):

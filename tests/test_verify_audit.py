@@ -43,7 +43,7 @@ def test_audit_judges_every_record_and_exits_1_when_one_fails(tmp_path):
 
 
 def test_a_record_that_makes_the_judge_raise_is_an_error_entry_and_the_others_keep_their_verdicts(tmp_path, monkeypatch):
-    import tools.verify.record_checks as record_checks
+    import tools.verify.checks.verdict as record_checks
 
     tree = _tree(tmp_path)
     real = record_checks.verify_record

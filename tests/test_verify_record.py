@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 from tests.recordkit import SCRIPT, VAL_BYTES, VAL_TOKENS, change_line, make_record, make_repo_tree, repo_env
 from tools.records.model import RecordError
 from tools.verify.checks import CHECK_IDS
-from tools.verify.record_checks import verify_record
+from tools.verify.checks.verdict import verify_record
 
 CAP = 16_000_000
 SCRIPT_BYTES = len(SCRIPT.encode())

@@ -1,4 +1,4 @@
-"""tools.verify.sota: the accepted chain of a track, computed from the record folders alone."""
+"""tools.verify.checks.sota: the accepted chain of a track, computed from the record folders alone."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from tests.recordkit import make_record, make_repo_tree, repo_env
-from tools.verify.record_checks import verify_record
-from tools.verify.sota import accepted_chain, judge_track, sota_at
+from tools.verify.checks.sota import accepted_chain, judge_track, sota_at
+from tools.verify.checks.verdict import verify_record
 
 TRACK = "track_cpu_shakespeare"
 

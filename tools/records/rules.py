@@ -1,7 +1,7 @@
 """A track's numeric rules, each decided in exactly one function.
 
 The static checks (tools.verify.checks), the reproduction (tools.verify.reproduce), the PR gate
-(tools.verify.pr_scope) and the run service all call these, so a cap is written once and cannot drift between
+(tools.verify.pr.scope) and the run service all call these, so a cap is written once and cannot drift between
 them. Pure: numbers and names in, a verdict out; the callers phrase their own messages around it.
 
 | rule | function |

@@ -100,7 +100,7 @@ def unified_diff(before: str, after: str, name: str = LEADERBOARD_FILE) -> str:
 
 def _judge(folder: Path, root: Path, datasets_root: Path | None) -> tuple[Report, str, str, str]:
     """(report, track id, verdict, reason) for a folder inside the records root."""
-    from tools.verify.record_checks import load_track_table, verify_record
+    from tools.verify.checks.verdict import load_track_table, verify_record
 
     report = verify_record(folder, records_root=root, datasets_root=datasets_root)
     track_id = folder.resolve().parent.name
@@ -162,7 +162,7 @@ def submit_record(
 
 def _relabel(report: Report, staging: Path, destination: Path, root: Path) -> Report:
     """The report of a staging folder, worded as for the folder's final name."""
-    from tools.verify.record_checks import record_label
+    from tools.verify.checks.verdict import record_label
 
     def fix(text: str) -> str:
         return text.replace(staging.name, destination.name)

@@ -1,6 +1,6 @@
 """leaderboard.md, generated from the record folders alone, and the judge's verification evidence.
 
-The generator re-judges every record (tools.verify.sota.judge_track / accepted_chain): a record enters a track's
+The generator re-judges every record (tools.verify.checks.sota.judge_track / accepted_chain): a record enters a track's
 SOTA chain only when its checks pass and its t-test against the SOTA at its date passes, whatever its
 submission.json claims. Every number shown is recomputed from the files (means and stds from the logs, sizes
 from the logs and artifacts, p-values from the test). Output is deterministic: same records -> same bytes
@@ -103,7 +103,7 @@ def _number(value: Any) -> float | None:
 
 
 def _entry(folder: Path, track_id: str, report: Report, records_root: Path, *, date, p_value, note, verified) -> Entry:
-    from tools.verify.sota import as_date, date_from_name
+    from tools.verify.checks.sota import as_date, date_from_name
 
     submission, seeds = _load_facts(folder, records_root)
     artifact = report.get("artifact_bytes")
@@ -141,8 +141,8 @@ def judge_board(
 ) -> list[TrackBoard]:
     """Every track's chain, non-record entries and rejected records, judged from the folders."""
     from tools.records.paths import records_root as default_records_root
-    from tools.verify.record_checks import load_track_table
-    from tools.verify.sota import accepted_chain, judge_track
+    from tools.verify.checks.sota import accepted_chain, judge_track
+    from tools.verify.checks.verdict import load_track_table
 
     root = Path(records_root or default_records_root()).resolve()
     table = load_track_table(root, tracks)
@@ -162,7 +162,7 @@ def judge_board(
                                           p_value=accepted.p_value, note=note, verified=verified))  # fmt: skip
                 continue
             if verdict == "record":  # judged valid here but not in the judge's chain: do not rank what we cannot explain
-                verdict, reason = "rejected", "not in the accepted chain (tools.verify.sota)"
+                verdict, reason = "rejected", "not in the accepted chain (tools.verify.checks.sota)"
             entry = _entry(folder, track_id, report, root, date=None, p_value=report.stats.get("p"), note=reason,
                            verified=verified)  # fmt: skip
             (board.non_record if verdict == "non-record" else board.rejected).append(entry)

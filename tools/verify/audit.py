@@ -1,7 +1,7 @@
 """`verify audit`'s library half: judge every record folder of a records tree under one ruleset.
 
 A records tree is `<root>/<track>/<record>/` (ours, or a checkout of the public competition's `records/`). Each
-record is judged by tools.verify.record_checks.verify_record, alone: a record that cannot be read at all, or that
+record is judged by tools.verify.checks.verdict.verify_record, alone: a record that cannot be read at all, or that
 makes a checker raise, is an entry with an error and never stops the others. Pure library: no printing.
 """
 
@@ -60,7 +60,7 @@ def audit_tree(
     on_record: Callable[[AuditEntry], None] | None = None,
 ) -> list[AuditEntry]:
     """Judge every record under `root`. `check_ids`: only these checks count toward a record's verdict."""
-    from tools.verify.record_checks import verify_record
+    from tools.verify.checks.verdict import verify_record
 
     wanted = set(check_ids) if check_ids else None
     entries = []

@@ -5,7 +5,7 @@ Evidence from the slower judges (tokenizer audit, probes, reproduction) is writt
 on a private copy) is ever read back. A document binds the record's files (one sha256 each), the judge's commit
 and whether its tools/ had uncommitted changes, and the isolation each check ran under. `evidence_problems` is
 the one rule for accepting a document; `classify` is the single rule that decides what a judged record is (a
-record that may enter the SOTA chain, a non-record, or rejected): the chain (tools.verify.sota), `verify record`,
+record that may enter the SOTA chain, a non-record, or rejected): the chain (tools.verify.checks.sota), `verify record`,
 `submit record` and the leaderboard all use it, so a record the board rejects for failed or untrustworthy
 evidence never sets the bar for later records.
 """

@@ -1,7 +1,7 @@
 """The static checks of `verify record`: one module per concern, each check a function `(RecordContext) -> CheckResult`.
 
 `CHECKS` lists them in report order with their stable ids (tests and CI depend on the ids). The summarizer that
-runs them is tools.verify.record_checks.verify_record.
+runs them is tools.verify.checks.verdict.verify_record.
 """
 
 from __future__ import annotations

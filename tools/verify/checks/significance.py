@@ -1,4 +1,4 @@
-"""`significance`: do the seeds beat SOTA - min_improvement at p < alpha (one-sided t-test, tools.verify.stats)?
+"""`significance`: do the seeds beat SOTA - min_improvement at p < alpha (one-sided t-test, tools.verify.checks.stats)?
 
 The values tested are the logs' scores (one per distinct seed), never the claims. SOTA is the baseline the
 summarizer found (the accepted chain of the track at the record's date, or `--against`). The first record of a
@@ -11,7 +11,7 @@ import math
 
 from tools.records.model import CheckResult
 from tools.verify.checks.common import RecordContext, result
-from tools.verify.stats import significance_test
+from tools.verify.checks.stats import significance_test
 
 
 def check_significance(ctx: RecordContext) -> CheckResult:

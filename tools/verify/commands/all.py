@@ -38,7 +38,7 @@ def command(path: Path, reproduce: bool, write_evidence: bool, as_json: bool, un
     Exit codes: 0 no check failed, 1 a check failed, 2 bad usage, unreadable record, no sandbox (bubblewrap)
     without --unisolated, or the record's code changed PATH/verification.json (possible only unisolated; undone).
     """
-    from tools.verify.pr_stages import REPRODUCE, real_stages, stage_applies
+    from tools.verify.pr.stages import REPRODUCE, real_stages, stage_applies
     from tools.verify.report_format import json_safe, render_checks
 
     if unisolated and write_evidence:  # evidence is only what the judge saw under the sandbox

@@ -56,8 +56,8 @@ def command(base_ref: str, head_ref: str, repo_path: Path, summary_path: Path | 
     Exit codes: 0 passed or no record to judge, 1 failed, 2 bad usage (not a git repository, unknown
     reference, unreadable base rules) or no sandbox (bubblewrap) without --unisolated.
     """
-    from tools.verify.pr_gate import gate_pull_request
-    from tools.verify.pr_stages import REPRODUCE
+    from tools.verify.pr.gate import gate_pull_request
+    from tools.verify.pr.stages import REPRODUCE
 
     require_sandbox(unisolated)
     try:

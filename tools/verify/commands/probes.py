@@ -74,7 +74,7 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
     \b
     The record's own scoring entry point (docs/CONTRACTS.md §4)
         python train_gpt.py score --artifact final_model_seed<SEED>.* --tokens IN.npy --out OUT.npy
-    runs under bubblewrap (tools/verify/sandbox.py: uid 65534, no capabilities, its own namespaces and
+    runs under bubblewrap (tools/verify/sandbox/__init__.py: uid 65534, no capabilities, its own namespaces and
     /proc, only a private read-only copy of PATH and the tokens visible, no network, CPU only, limits on
     time, memory, processes, disk and output; no bubblewrap: exit 2 unless --unisolated). It returns full
     log-probabilities [B, T, V]; the judge checks their shape, dtype and values and does all the arithmetic.
@@ -110,8 +110,8 @@ def command(path: Path, seeds_text: tuple[str, ...], positions: int, no_rescore:
     2 bad usage or unreadable input (one line: error: <where>: <what>), 130 interrupted.
     """
     from tools.records.model import Report
+    from tools.verify.checks.verdict import record_label, resolve_roots
     from tools.verify.probes import probe_record
-    from tools.verify.record_checks import record_label, resolve_roots
     from tools.verify.report_format import json_safe, render_table
 
     try:

@@ -59,8 +59,8 @@ def command(path: Path, against: float | None, as_json: bool, ruleset: str | Non
     the record out, 2 bad usage or an unreadable record (missing folder, not a folder, outside records/).
     """
     from tools.records.model import RecordError
+    from tools.verify.checks.verdict import verify_record
     from tools.verify.evidence import evidence_report
-    from tools.verify.record_checks import verify_record
     from tools.verify.report_format import render_json, render_table, report_json
 
     if against is not None and not math.isfinite(against):

@@ -151,9 +151,9 @@ def command(path: Path, seeds_text: str | None, count: int | None, nproc: int | 
     otherwise). Exit codes: 0 reproduced, 1 the check failed, 2 bad usage or unreadable input (e.g. the
     track's dataset is not prepared: the message names the command that prepares it), 130 interrupted.
     """
-    from tools.verify.progress import progress_factory
     from tools.verify.report_format import render_json
     from tools.verify.reproduce import reproduce_record
+    from tools.verify.reproduce.progress import progress_factory
 
     try:
         seeds = parse_seed_list(seeds_text) if seeds_text is not None else None

@@ -73,7 +73,7 @@ def _fail_usage(where: str, what: str) -> None:
 
 def _run(path, tokenizer_path, text_paths, table_path, datasets_root, track_id, timeout_s, num_threads, ruleset=None):
     """Audit a record (PATH) or a tokenizer on texts; RecordError for unreadable input."""
-    from tools.verify import tokenizer_audit
+    from tools.verify.tokenizer import audit as tokenizer_audit
 
     if path is not None:
         tracks = None

@@ -8,7 +8,7 @@ scored target y, after the token x before it, as
 so a table is a per-id count (base_bytes + has_leading_space) plus one context rule: a leading space is free
 after a boundary token. The competition's baseline builds the arrays from a SentencePiece model
 (`baseline_rule`); `judge_rule` is the table the judge would ship for a vocabulary. Pure functions here; the
-audit that compares a table with the truth lives in tools.verify.shipped_tokenizer.
+audit that compares a table with the truth lives in tools.verify.tokenizer.shipped.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from tools.records import paths
-from tools.verify.byte_table import MAX_BYTES_PER_TOKEN, TableError
-from tools.verify.byte_truth import BYTE, MAX_VOCAB_SIZE, NORMAL, SPACE_MARK, SPECIAL_KINDS, TokenizerTruth
+from tools.verify.tokenizer.byte_table import MAX_BYTES_PER_TOKEN, TableError
+from tools.verify.tokenizer.byte_truth import BYTE, MAX_VOCAB_SIZE, NORMAL, SPACE_MARK, SPECIAL_KINDS, TokenizerTruth
 
 META_SUFFIX = ".meta.npz"
 FORMAT_VERSION = 1  # the public loader refuses any other

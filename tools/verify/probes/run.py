@@ -1,4 +1,4 @@
-"""Run a plan (tools.verify.probe_plan) through a record's scorer: the score, the normalization and the causality
+"""Run a plan (tools.verify.probes.plan) through a record's scorer: the score, the normalization and the causality
 comparisons, all from the same calls.
 
 Each call's output is memory-mapped and reduced block by block: the gold log-probabilities of its scored windows
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tools.verify.probe_math import Worst, check_normalization, drift, gold_logprob_sum
-from tools.verify.probe_plan import Plan, Probe, call_rows
+from tools.verify.probes.arithmetic import Worst, check_normalization, drift, gold_logprob_sum
+from tools.verify.probes.plan import Plan, Probe, call_rows
 
 BATCH_ROUNDS = 3  # a small violation fails only when it repeats in this many runs of its calls
 FLAKE_CEILING = 1e-2  # nats: a larger change between a probe and its original is never run-to-run variance
@@ -138,7 +138,7 @@ def reduce_call(logprobs: np.ndarray, targets: np.ndarray, lengths: np.ndarray, 
                 normalization: Worst, label: Callable[[int, int], str]) -> tuple[float, int]:
     """Gold log-prob sum (and -inf count) of one scorer output, folding every position's normalization into
     `normalization`; block by block, so at most one float64 block is in memory besides the mapped file."""
-    from tools.verify.probe_math import BLOCK_BYTES
+    from tools.verify.probes.arithmetic import BLOCK_BYTES
 
     rows_per_block = max(1, BLOCK_BYTES // max(1, logprobs[0].size * 8))
     total, impossible = 0.0, 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.verify.byte_truth import BYTE, MAX_VOCAB_SIZE, NORMAL, SPECIAL_KINDS, StreamStats, TokenizerTruth
+from tools.verify.tokenizer.byte_truth import BYTE, MAX_VOCAB_SIZE, NORMAL, SPECIAL_KINDS, StreamStats, TokenizerTruth
 
 MAX_BYTES_PER_TOKEN = 1 << 16  # no real piece is this long; larger values are garbage, not a claim
 MAX_TABLE_FILE_BYTES = 8 * MAX_VOCAB_SIZE + 4096  # int64 [V] plus the .npy header

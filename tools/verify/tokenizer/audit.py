@@ -3,12 +3,12 @@
 Three checks, each computed from the original validation documents, never from a lookup table alone:
 - `val_documents`: the dataset's val_docs/ files are the documents its manifest describes (bytes, sha256);
 - `tokenizer_roundtrip`: [BOS] + encode(doc) for every document, decoded with the judge's own per-token byte
-  strings (tools.verify.byte_truth), gives back the original bytes exactly (else: lossy or transformed text);
+  strings (tools.verify.tokenizer.byte_truth), gives back the original bytes exactly (else: lossy or transformed text);
 - `tokenizer_bytes`: the record's own accounting (its `train_gpt.py byte-table`, run in the sandbox; else the
   baseline's) summed over the scored targets equals the true byte count; a difference is attributed to the known
-  bug classes (tools.verify.byte_table) and converted to bpb. Logged `val_bytes` must equal the truth as well.
+  bug classes (tools.verify.tokenizer.byte_table) and converted to bpb. Logged `val_bytes` must equal the truth as well.
 When the track's validation text is not on this machine (the main track's FineWeb), a record that ships its own
-vocabulary or byte table is audited from those files on the judge's probe corpus (tools.verify.shipped_tokenizer).
+vocabulary or byte table is audited from those files on the judge's probe corpus (tools.verify.tokenizer.shipped).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from tools.records import paths
 from tools.records.model import CheckResult, RecordError, Status, Track
 from tools.records.rules import MAX_FILE_BYTES
-from tools.verify.byte_table import (
+from tools.verify.tokenizer.byte_table import (
     ByteTable,
     TableComparison,
     TableError,
@@ -40,7 +40,7 @@ from tools.verify.byte_table import (
     contract_table,
     load_byte_table,
 )
-from tools.verify.byte_truth import (
+from tools.verify.tokenizer.byte_truth import (
     MAX_TOKENIZER_FILE_BYTES,
     SPACE_MARK,
     StreamStats,
@@ -489,7 +489,7 @@ class RecordAudit:
     checks: tuple[CheckResult, ...]
     audit: AuditResult | None = None
     comparisons: tuple[TableComparison, ...] = ()
-    mode: str = "the track's validation set"  # or tools.verify.shipped_tokenizer.AUDIT_NAME
+    mode: str = "the track's validation set"  # or tools.verify.tokenizer.shipped.AUDIT_NAME
     header: tuple[str, ...] = ()  # report lines that say what was audited, when `audit` cannot
 
     @property
@@ -576,8 +576,8 @@ def audit_record_detailed(
 def _shipped_instead(folder: Path, dataset_dir: Path, datasets_root: str | Path | None,
                      num_threads: int) -> RecordAudit | None:
     """Without the track's validation text, a record that ships its own vocabulary or byte table is audited from
-    those files on the judge's probe corpus (tools.verify.shipped_tokenizer); None when it ships neither."""
-    from tools.verify import shipped_tokenizer
+    those files on the judge's probe corpus (tools.verify.tokenizer.shipped); None when it ships neither."""
+    from tools.verify.tokenizer import shipped as shipped_tokenizer
 
     files = shipped_tokenizer.find_shipped(folder)
     if not files.any:

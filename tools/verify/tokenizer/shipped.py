@@ -3,10 +3,10 @@
 A record that brings its own vocabulary (SentencePiece `.model`, TokenMonster `.vocab`, byte `tokenizer.json`)
 and usually its own byte table (`*.meta.npz`) is audited in two steps, never from the table alone:
 1. the vocabulary sweep: every id's count in the table against what the id decodes to, each difference
-   attributed to the known bug classes (tools.verify.byte_table): e.g. a byte-fallback token counted as the 3
+   attributed to the known bug classes (tools.verify.tokenizer.byte_table): e.g. a byte-fallback token counted as the 3
    bytes of U+FFFD, the public record removed in PR #1806;
-2. the probe corpus (tools.verify.probe_corpus): encoded with the shipped vocabulary, the table summed with the
-   public rule (tools.verify.shipped_table) against the bytes the tokens decode to in context, and the decoded
+2. the probe corpus (tools.verify.tokenizer.probe_corpus): encoded with the shipped vocabulary, the table summed with the
+   public rule (tools.verify.tokenizer.shipped_table) against the bytes the tokens decode to in context, and the decoded
    text against the original (`tokenizer_roundtrip`).
 The result is a measurement on the judge's text, not on the track's validation set: the report says so.
 """
@@ -22,14 +22,21 @@ from typing import Any
 import numpy as np
 
 from tools.records.model import CheckResult, RecordError, Status
-from tools.verify.byte_table import (
+from tools.verify.tokenizer.audit import (
+    AuditResult,
+    _record_error,
+    claimed_val_bpb,
+    describe_comparison,
+    roundtrip_check,
+)
+from tools.verify.tokenizer.byte_table import (
     BugClassFinding,
     ByteTable,
     TableComparison,
     TableError,
     compare_table,
 )
-from tools.verify.byte_truth import (
+from tools.verify.tokenizer.byte_truth import (
     Mismatch,
     StreamStats,
     TokenizerError,
@@ -38,22 +45,15 @@ from tools.verify.byte_truth import (
     load_tokenizer,
     scan_documents,
 )
-from tools.verify.probe_corpus import ProbeCorpus, probe_corpus
-from tools.verify.shipped_table import META_SUFFIX, ShippedTable, baseline_rule, formula_bytes, read_meta_npz
-from tools.verify.tokenizer_audit import (
-    AuditResult,
-    _record_error,
-    claimed_val_bpb,
-    describe_comparison,
-    roundtrip_check,
-)
-from tools.verify.tokenmonster_vocab import (
+from tools.verify.tokenizer.probe_corpus import ProbeCorpus, probe_corpus
+from tools.verify.tokenizer.shipped_table import META_SUFFIX, ShippedTable, baseline_rule, formula_bytes, read_meta_npz
+from tools.verify.tokenizer.tokenmonster_vocab import (
     TokenMonsterTruth,
     looks_like_tokenmonster,
     read_vocab,
     tokenmonster_truth,
 )
-from tools.verify.tokenmonster_vocab import encode as tokenmonster_encode
+from tools.verify.tokenizer.tokenmonster_vocab import encode as tokenmonster_encode
 
 AUDIT_NAME = "shipped files + probe corpus"
 CONTEXT_CLASS = ("context_rule", "the table's context rule (leading space free after a boundary token) does not match "

@@ -255,7 +255,7 @@ def judged_tree(where: Path, base: str, head: str, record: str, *, git_dir: bool
     """A scratch clone checked out at `base` (its rules, its accepted records, its baseline) plus the new `record`'s
     files written from `head`'s blobs: what the gate judges. The pull request's working tree, its other files and
     its .gitattributes never enter it, and a base that moved on since the pull request branched is judged as it
-    is now. The record stays uncommitted, so it enters after every accepted record (tools.verify.entry_order).
+    is now. The record stays uncommitted, so it enters after every accepted record (tools.verify.checks.entry_order).
     Removed on exit."""
     with tempfile.TemporaryDirectory(prefix="pr-gate-") as scratch:
         root = Path(scratch) / "judged"

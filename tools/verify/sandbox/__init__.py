@@ -1,7 +1,7 @@
 """Run a record's untrusted code in a child that cannot reach anything the judge did not hand it.
 
 The judge never imports a record's code: a hostile script could patch the very functions that judge it. Every
-run goes through `run_sandboxed`, which starts the child under bubblewrap (tools.verify.sandbox_bwrap: an
+run goes through `run_sandboxed`, which starts the child under bubblewrap (tools.verify.sandbox.bwrap: an
 unprivileged uid, no capabilities, new user/PID/network/IPC/UTS/mount/cgroup namespaces, a fresh /proc, only the
 record's private copy, the interpreter and the exact inputs visible, read-only, plus the folders it must write and
 a size-capped /tmp), with resource limits on top (`Limits`), and reads its output in bounded chunks.
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.records.model import RecordError
-from tools.verify import sandbox_bwrap
-from tools.verify.sandbox_limits import DEFAULT_LIMITS, Limits, disk_usage, process_limit, set_limits
-from tools.verify.sandbox_output import CHUNK_BYTES, OutputTail
+from tools.verify.sandbox import bwrap as sandbox_bwrap
+from tools.verify.sandbox.limits import DEFAULT_LIMITS, Limits, disk_usage, process_limit, set_limits
+from tools.verify.sandbox.output import CHUNK_BYTES, OutputTail
 
 BWRAP = "bwrap"  # the program, looked up on PATH (tests point it at a missing one)
 BUBBLEWRAP, UNISOLATED = "bubblewrap", "unisolated"

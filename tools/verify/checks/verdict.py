@@ -1,7 +1,7 @@
 """`verify record`'s library half: run every static check and the significance test on one record folder.
 
 Load the record as data, find what it must beat (`--against`, or the accepted chain of its track at its date,
-tools.verify.sota), and judge it (tools.verify.judging runs the checks of tools.verify.checks in their fixed
+tools.verify.checks.sota), and judge it (tools.verify.checks.judging runs the checks of tools.verify.checks in their fixed
 order). Nothing here runs or imports the record's code, and nothing is written.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 from tools.records.model import RecordError, Report, Track
 from tools.records.record import load_record
 from tools.verify.checks import Baseline
-from tools.verify.judging import (  # noqa: F401  (re-exported: callers judge through this module)
+from tools.verify.checks.judging import (  # noqa: F401  (re-exported: callers judge through this module)
     describe_seeds,
     judge_loaded,
     load_track_table,
     record_label,
     resolve_roots,
 )
-from tools.verify.sota import baseline_for, record_date, sota_at
+from tools.verify.checks.sota import baseline_for, record_date, sota_at
 
 
 def verify_record(

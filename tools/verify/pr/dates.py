@@ -10,7 +10,7 @@ import json
 import git
 
 from tools.records.schema import parse_date
-from tools.verify.pr_scope import Problem
+from tools.verify.pr.scope import Problem
 
 FUTURE_SLACK = dt.timedelta(days=1)  # time zones
 

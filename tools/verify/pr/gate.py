@@ -6,7 +6,7 @@ reproduce` when its track is runnable on the CI machine. Every stage that runs a
 the sandbox. The result renders as Markdown for `$GITHUB_STEP_SUMMARY`, or as JSON shaped like `verify record`'s.
 
 The pull request is data: its diff and blobs are read from git, and the record is judged in a scratch tree of the
-base commit (tools.verify.pr_scope.judged_tree) by the base's rules (`records/tracks.toml` read from the base
+base commit (tools.verify.pr.scope.judged_tree) by the base's rules (`records/tracks.toml` read from the base
 commit) and by the code that is running, which CI installs from the base commit. A pull request that changes
 the rules or the judge is a core change for a maintainer: it cannot loosen its own judging.
 """
@@ -22,9 +22,9 @@ from typing import Any
 import git
 
 from tools.records.model import CheckResult, RecordError, Report, Track
-from tools.verify.pr_audit import AuditFlag, audit_flags
-from tools.verify.pr_dates import date_problems
-from tools.verify.pr_scope import (
+from tools.verify.pr.audit import AuditFlag, audit_flags
+from tools.verify.pr.dates import date_problems
+from tools.verify.pr.scope import (
     PullRequestScope,
     changes_between,
     classify_changes,
@@ -246,12 +246,12 @@ def _run_stage(name: str, stage: Stage, folder: Path) -> StageResult:
 
 
 def default_wanted(tracks: Mapping[str, Track] | None) -> Wanted:
-    from tools.verify.pr_stages import stage_applies
+    from tools.verify.pr.stages import stage_applies
 
     return lambda name, folder, flags: stage_applies(name, folder, flags, tracks)
 
 
 def default_stages(tracks: Mapping[str, Track], judged_root: Path) -> dict[str, Stage]:
-    from tools.verify.pr_stages import gate_stages
+    from tools.verify.pr.stages import gate_stages
 
     return gate_stages(tracks, judged_root)

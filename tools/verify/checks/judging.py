@@ -1,7 +1,7 @@
 """Judge one loaded record against a given baseline: every static check and the significance test, in order.
 
-The lower half of `verify record` (tools.verify.record_checks adds finding the baseline through the SOTA chain,
-tools.verify.sota, which itself judges earlier records with `judge_loaded`). Nothing here runs or imports the
+The lower half of `verify record` (tools.verify.checks.verdict adds finding the baseline through the SOTA chain,
+tools.verify.checks.sota, which itself judges earlier records with `judge_loaded`). Nothing here runs or imports the
 record's code, and nothing is written.
 """
 

@@ -12,9 +12,9 @@ save/load code documents it and as real vocabularies confirm byte for byte:
 
 Several entries may carry one id (a token and its capcode variants, e.g. `a` and `D a`); decoding an id gives
 the key of the *last* entry with that id, as the reference loader does. Keys are in capcode form: what an id
-stands for in the text is tools.verify.capcode.decode of its bytes.
+stands for in the text is tools.verify.tokenizer.capcode.decode of its bytes.
 
-Only pure functions and frozen data here; the audit lives in tools.verify.shipped_tokenizer.
+Only pure functions and frozen data here; the audit lives in tools.verify.tokenizer.shipped.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.verify import capcode
-from tools.verify.byte_truth import (
+from tools.verify.tokenizer import capcode
+from tools.verify.tokenizer.byte_truth import (
     BYTE,
     CONTROL,
     MAX_VOCAB_SIZE,
@@ -167,7 +167,7 @@ def read_vocab(path: str | Path) -> TokenMonsterVocab:
 
 @dataclass(frozen=True)
 class TokenMonsterTruth:
-    """Per-id truth in the shape the bug-class attribution (tools.verify.byte_table) reads, plus the context."""
+    """Per-id truth in the shape the bug-class attribution (tools.verify.tokenizer.byte_table) reads, plus the context."""
 
     vocab: TokenMonsterVocab
     truth: TokenizerTruth  # piece_bytes: what each id decodes to on its own

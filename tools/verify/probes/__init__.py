@@ -1,8 +1,8 @@
 """Is the record's model a real, causal distribution, and does it earn the score it claims?
 
 Three verdicts, all from one set of calls to the record's own scoring entry point (docs/CONTRACTS.md §4), each a
-sandboxed child process (tools.verify.scorer_client); the judge receives plain arrays and does all the arithmetic
-itself, in float64. The score and its proof come from the same calls (tools.verify.probe_plan): every call has the
+sandboxed child process (tools.verify.probes.scorer); the judge receives plain arrays and does all the arithmetic
+itself, in float64. The score and its proof come from the same calls (tools.verify.probes.plan): every call has the
 same shape, scores evaluation windows and carries probe rows (copies of windows another call scores, exact or with
 the tokens after a judge-chosen position replaced), so a scorer cannot tell a probe from scoring.
 
@@ -14,7 +14,7 @@ the tokens after a judge-chosen position replaced), so a scorer cannot tell a pr
   by the judge's private RNG among scored positions, always including both sides of a document boundary
   (`[a..., BOS, b...]`: the last token of a and the BOS itself), so a leak only at boundaries (A7) is reachable.
   Conditioning across a document boundary is legitimate and is only reported ("past" probe). Small differences
-  are asked again (tools.verify.probe_run: run-to-run variance of honest kernels); large ones fail at once.
+  are asked again (tools.verify.probes.run: run-to-run variance of honest kernels); large ones fail at once.
 - `rescore`: val_bpb from the same calls' log-probabilities over the full validation stream, windowed as the
   baseline evaluates it (windows of L = the log's EVAL_SEQ_LEN, else TRAIN_SEQ_LEN, starting every EVAL_STRIDE
   tokens, consecutive when the log names none; each window sees only its own tokens and scores only targets no
@@ -49,7 +49,7 @@ import numpy as np
 from data import formats
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Status, Track
 from tools.records.paths import read_regular_file
-from tools.verify.probe_math import (  # noqa: F401  (re-exported: the probes' arithmetic, for callers and tests)
+from tools.verify.probes.arithmetic import (  # noqa: F401  (re-exported: the probes' arithmetic, for callers and tests)
     CAUSALITY_ATOL,
     CAUSALITY_RTOL,
     Worst,
@@ -59,9 +59,9 @@ from tools.verify.probe_math import (  # noqa: F401  (re-exported: the probes' a
     gold_logprob_sum,
     logsumexp,
 )
-from tools.verify.probe_plan import Plan, eval_windows, plan_calls
-from tools.verify.probe_run import BATCH_ROUNDS, Comparison, PlanRun, describe, run_plan, violations  # noqa: F401
-from tools.verify.scorer_client import ScorerFailed, ScorerSession, ScorerUnavailable, has_score_entry_point
+from tools.verify.probes.plan import Plan, eval_windows, plan_calls
+from tools.verify.probes.run import BATCH_ROUNDS, Comparison, PlanRun, describe, run_plan, violations  # noqa: F401
+from tools.verify.probes.scorer import ScorerFailed, ScorerSession, ScorerUnavailable, has_score_entry_point
 
 CHECK_IDS = ("normalization", "causality", "rescore")
 NORMALIZATION_TOLERANCE = 1e-3  # |logsumexp| over the vocabulary, nats
@@ -494,7 +494,7 @@ def probe_record(
     repeated).
     """
     from tools.records.record import load_record
-    from tools.verify.record_checks import load_track_table, resolve_roots
+    from tools.verify.checks.verdict import load_track_table, resolve_roots
 
     if positions < 1:
         raise RecordError("--positions", f"must be at least 1, got {positions}")

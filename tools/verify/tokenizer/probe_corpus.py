@@ -68,7 +68,7 @@ def generated_documents(seed: int = PROBE_SEED, count: int = PROBE_DOCUMENTS) ->
 def shakespeare_val_documents(datasets_root: str | Path | None = None) -> tuple[list[tuple[str, bytes]], str]:
     """The Shakespeare validation works of a prepared dataset, verified against its manifest; ([], why) if none."""
     from tools.records import paths
-    from tools.verify.tokenizer_audit import read_val_documents
+    from tools.verify.tokenizer.audit import read_val_documents
 
     root = Path(datasets_root) if datasets_root is not None else paths.datasets_root()
     candidates = sorted(root.glob("*/manifest.json")) if root.is_dir() else []

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from tools.records.model import CheckResult, Report, Track
-from tools.verify.pr_audit import AuditFlag
+from tools.verify.pr.audit import AuditFlag
 
 RECORD = "verify record"
 TOKENIZER = "verify tokenizer"
@@ -22,7 +22,7 @@ REPRODUCE = "verify reproduce"
 
 def record_report(folder: Path, *, tracks: Mapping[str, Track] | None = None,
                   records_root: Path | None = None) -> Report:
-    from tools.verify.record_checks import verify_record
+    from tools.verify.checks.verdict import verify_record
 
     return verify_record(folder, tracks=tracks, records_root=records_root)
 
@@ -33,7 +33,7 @@ def run_verify_record(folder: Path, **roots) -> list[CheckResult]:
 
 def run_tokenizer_audit(folder: Path, *, tracks: Mapping[str, Track] | None = None,
                         repo_root: Path | None = None) -> list[CheckResult]:
-    from tools.verify.tokenizer_audit import audit_record
+    from tools.verify.tokenizer.audit import audit_record
 
     return audit_record(folder, tracks=tracks, repo_root=repo_root)
 
@@ -47,8 +47,8 @@ def run_probes(folder: Path, *, tracks: Mapping[str, Track] | None = None,
 
 def run_reproduction(folder: Path, *, tracks: Mapping[str, Track] | None = None,
                      records_root: Path | None = None) -> list[CheckResult]:
-    from tools.verify.progress import progress_factory
     from tools.verify.reproduce import reproduce_record
+    from tools.verify.reproduce.progress import progress_factory
 
     # Progress goes to stderr so the CI log shows each seed's steps; the verdict goes to the summary.
     return [reproduce_record(folder, tracks=tracks, records_root=records_root,

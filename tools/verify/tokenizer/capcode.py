@@ -4,7 +4,7 @@ A TokenMonster vocabulary with capcode stores its tokens in an encoded form: cap
 markers, and a "delete" marker lets a token that begins with a space also serve in the middle of a word. What a
 token stands for in the text is therefore what *decoding* its bytes gives, and one token's delete marker can
 remove the first character of the next token: a per-token byte count cannot see that (see
-tools.verify.shipped_table, the context rule).
+tools.verify.tokenizer.shipped_table, the context rule).
 
 Semantics, as documented by the capcode project and observed in real vocabularies:
 - level 2 (full): `C` uppercases the next character; `W` uppercases the next word (letters up to a space or a

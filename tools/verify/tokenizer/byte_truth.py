@@ -14,7 +14,7 @@ Two context rules, applied while decoding a document:
 - a vocabulary without a usable standalone `▁` piece byte-encodes a lone space as `<0xE2><0x96><0x81>` (the
   UTF-8 of `▁`): those three tokens together stand for one space byte, which no per-token table can express.
 
-Only pure functions and frozen data here; file checks and reporting live in tools.verify.tokenizer_audit.
+Only pure functions and frozen data here; file checks and reporting live in tools.verify.tokenizer.audit.
 """
 
 from __future__ import annotations

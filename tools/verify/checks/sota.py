@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 from tools.records.model import CheckResult, Record, RecordError, Report, Track
 from tools.verify.checks import Baseline, RecordContext
-from tools.verify.entry_order import UNKNOWN, entry_order
-from tools.verify.judging import judge_loaded, load_track_table, record_label, resolve_roots
+from tools.verify.checks.entry_order import UNKNOWN, entry_order
+from tools.verify.checks.judging import judge_loaded, load_track_table, record_label, resolve_roots
 
 _NAME_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 _UNDATED = dt.date.max  # a record without a date sorts last and is never "before" anything
@@ -140,7 +140,7 @@ class _TrackJudge:
         self.keys: dict[Path, tuple] = {}
 
     def order_key(self, date: dt.date | None, folder: Path) -> tuple:
-        """Chronological: the date, then the order records entered the repository (tools.verify.entry_order:
+        """Chronological: the date, then the order records entered the repository (tools.verify.checks.entry_order:
         a copy committed later never precedes its original), then, only for uncommitted records, the name."""
         return (date or _UNDATED, self.entered.get((self.track_id, folder.name), UNKNOWN), folder.name)
 

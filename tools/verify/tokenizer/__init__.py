@@ -1,0 +1,1 @@
+"""The tokenizer audit stage: is the bpb denominator the true byte count? (`verify tokenizer`)"""
