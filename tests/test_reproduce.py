@@ -535,8 +535,7 @@ def test_mlflow_failure_is_a_warning_and_the_verdict_stands(repo, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("tracking server unreachable")
 
-    monkeypatch.setattr(rp, "ingest_reproduced_logs", broken)
-    result = reproduce(record_with(repo, fake_trainer()), n=1, track_in_mlflow=True)
+    result = reproduce(record_with(repo, fake_trainer()), n=1, track_in_mlflow=True, ingest=broken)
     assert result.check.status == "pass"
     assert result.tracking["run_ids"] == []
     assert any("MLflow logging failed: ConnectionError: tracking server unreachable" in w for w in result.warnings)
@@ -546,7 +545,9 @@ def test_mlflow_failure_is_a_warning_and_the_verdict_stands(repo, monkeypatch):
 def test_reproduced_runs_land_in_mlflow_tagged_with_the_record(repo, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     folder = record_with(repo, fake_trainer())
-    result = reproduce(folder, n=2, track_in_mlflow=True, tracking_uri=uri)
+    from tools.submit.reproductions import ingest_reproduced_logs
+
+    result = reproduce(folder, n=2, track_in_mlflow=True, tracking_uri=uri, ingest=ingest_reproduced_logs)
     assert result.check.status == "pass" and result.warnings == ()
     run_ids = result.tracking["run_ids"]
     assert len(run_ids) == 2

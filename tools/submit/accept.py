@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.records.model import RecordError, Report
+from tools.records.paths import records_root as default_records_root
 from tools.submit.assemble import Draft
 from tools.submit.leaderboard import (
     LEADERBOARD_FILE,
@@ -34,6 +35,9 @@ from tools.submit.leaderboard import (
     update_leaderboard,
     verification_summary,
 )
+from tools.submit.tracking import log_verdict
+from tools.verify.checks.verdict import load_track_table, record_label, verify_record
+from tools.verify.report_format import report_json
 
 REJECTED_DIR = Path("logs") / "rejected"
 
@@ -62,7 +66,6 @@ class SubmitOutcome:
         return 0 if self.accepted else 1
 
     def to_json(self) -> dict[str, Any]:
-        from tools.verify.report_format import report_json
 
         return {
             "verdict": self.verdict,
@@ -84,7 +87,6 @@ class SubmitOutcome:
 
 
 def _roots(records_root: Path | None, leaderboard_path: Path | None) -> tuple[Path, Path]:
-    from tools.records.paths import records_root as default_records_root
 
     root = Path(records_root or default_records_root()).resolve()
     return root, Path(leaderboard_path) if leaderboard_path is not None else default_leaderboard_path(root)
@@ -100,7 +102,6 @@ def unified_diff(before: str, after: str, name: str = LEADERBOARD_FILE) -> str:
 
 def _judge(folder: Path, root: Path, datasets_root: Path | None) -> tuple[Report, str, str, str]:
     """(report, track id, verdict, reason) for a folder inside the records root."""
-    from tools.verify.checks.verdict import load_track_table, verify_record
 
     report = verify_record(folder, records_root=root, datasets_root=datasets_root)
     track_id = folder.resolve().parent.name
@@ -114,7 +115,6 @@ def _track_verdict(outcome: SubmitOutcome, enabled: bool, tracking_uri: str | No
     if not enabled or outcome.dry_run:
         return
     try:
-        from tools.submit.tracking import log_verdict
 
         outcome.tracking_run_id = log_verdict(
             outcome.report, verdict=outcome.verdict, record_path=outcome.folder, track_id=outcome.track_id,
@@ -162,7 +162,6 @@ def submit_record(
 
 def _relabel(report: Report, staging: Path, destination: Path, root: Path) -> Report:
     """The report of a staging folder, worded as for the folder's final name."""
-    from tools.verify.checks.verdict import record_label
 
     def fix(text: str) -> str:
         return text.replace(staging.name, destination.name)

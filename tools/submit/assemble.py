@@ -22,8 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.records.logparse import parse_log
 from tools.records.model import ParsedLog, RecordError, SeedResult, Submission, Track
+from tools.records.paths import records_root as default_records_root
 from tools.records.paths import repo_root
+from tools.records.schema import submission_from_dict, submission_to_dict
+from tools.records.tracks import load_tracks
+from tools.submit.plots import render_training_curves
 
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_S = 3600.0  # a submit record takes seconds; an hour-old staging folder was left by an interrupted one
@@ -87,7 +92,6 @@ def _required_from_log(log: ParsedLog) -> list[tuple[str, object]]:
 
 def read_seed_logs(paths: Sequence[str | Path]) -> list[SeedLog]:
     """Parse the logs; RecordError (one line, naming the log) for anything that cannot make a record."""
-    from tools.records.logparse import parse_log
 
     if not paths:
         raise RecordError("--from-logs", "no logs given")
@@ -284,7 +288,6 @@ def submission_document(submission: Submission) -> str:
     """submission.json's text, checked by reading it back with the strict schema-1 reader."""
     import json
 
-    from tools.records.schema import submission_from_dict, submission_to_dict
 
     try:
         document = submission_to_dict(submission)
@@ -298,7 +301,6 @@ def write_record_files(
     folder: Path, submission: Submission, seed_logs: Sequence[SeedLog], code: str, track: Track | None
 ) -> None:
     """Fill an empty folder with the record's files (CONTRACTS.md §6)."""
-    from tools.submit.plots import render_training_curves
 
     (folder / SCRIPT_NAME).write_bytes(code.encode("utf-8"))
     for item in seed_logs:
@@ -322,7 +324,6 @@ class Draft:
 
 
 def _load_track(track_id: str, records_root: Path) -> Track:
-    from tools.records.tracks import load_tracks
 
     tracks = load_tracks(records_root / "tracks.toml")
     if track_id not in tracks:
@@ -359,7 +360,6 @@ def assemble_draft(
     records_root: Path | None = None,
 ) -> Draft:
     """Read and cross-check the logs, then build the record in a staging folder. RecordError -> nothing written."""
-    from tools.records.paths import records_root as default_records_root
 
     records_root = Path(records_root or default_records_root())
     track = _load_track(track_id, records_root)

@@ -27,6 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 from tools.records.model import RecordError, Report, Track
+from tools.records.paths import records_root as default_records_root
+from tools.records.record import load_record
+from tools.submit.plots import ProgressPoint, render_progress
+from tools.verify.checks.sota import accepted_chain, as_date, date_from_name, judge_track
+from tools.verify.checks.verdict import load_track_table
 from tools.verify.evidence import (  # noqa: F401  (re-exported: the publisher's users read them here)
     EVIDENCE_FILE,
     EVIDENCE_STAGES,
@@ -86,7 +91,6 @@ class TrackBoard:
 
 def _load_facts(folder: Path, records_root: Path) -> tuple[Any, tuple[int, ...]]:
     """(the submission or None, the logged seeds) of a record folder; never raises."""
-    from tools.records.record import load_record
 
     try:
         record = load_record(folder, records_root)
@@ -103,7 +107,6 @@ def _number(value: Any) -> float | None:
 
 
 def _entry(folder: Path, track_id: str, report: Report, records_root: Path, *, date, p_value, note, verified) -> Entry:
-    from tools.verify.checks.sota import as_date, date_from_name
 
     submission, seeds = _load_facts(folder, records_root)
     artifact = report.get("artifact_bytes")
@@ -140,9 +143,6 @@ def judge_board(
     datasets_root: Path | None = None,
 ) -> list[TrackBoard]:
     """Every track's chain, non-record entries and rejected records, judged from the folders."""
-    from tools.records.paths import records_root as default_records_root
-    from tools.verify.checks.sota import accepted_chain, judge_track
-    from tools.verify.checks.verdict import load_track_table
 
     root = Path(records_root or default_records_root()).resolve()
     table = load_track_table(root, tracks)
@@ -285,7 +285,6 @@ def render_board(boards: Sequence[TrackBoard], progress_plots: Mapping[str, bool
 
 
 def progress_points(board: TrackBoard):
-    from tools.submit.plots import ProgressPoint
 
     return [ProgressPoint(e.date, e.mean, e.name) for e in board.chain if e.date is not None and e.mean is not None]
 
@@ -302,7 +301,6 @@ def render_leaderboard(
 
 
 def default_leaderboard_path(records_root: Path | None = None) -> Path:
-    from tools.records.paths import records_root as default_records_root
 
     return Path(records_root or default_records_root()).parent / LEADERBOARD_FILE
 
@@ -325,7 +323,6 @@ def update_leaderboard(
     dry_run: bool = False,
 ) -> BoardUpdate:
     """Regenerate leaderboard.md (and records/<track>/progress.png) from scratch; write only changed bytes."""
-    from tools.records.paths import records_root as default_records_root
 
     root = Path(records_root or default_records_root())
     if not root.is_dir():
@@ -367,7 +364,6 @@ def _exclusive(records_root: Path, enabled: bool = True):
 
 def write_progress_plots(boards: Sequence[TrackBoard], records_root: Path) -> list[Path]:
     """records/<track>/progress.png for each ranked track with a chain; a stale one is removed. Returns changes."""
-    from tools.submit.plots import render_progress
 
     changed = []
     for board in boards:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.records.model import STATUSES, CheckResult, Report, Track
+from tools.records.paths import read_regular_file
 from tools.verify.sandbox import BUBBLEWRAP, UNISOLATED, unisolated_requested
 
 EVIDENCE_FILE = "verification.json"
@@ -184,7 +185,6 @@ def write_verification_evidence(
 
 def evidence_document(folder: str | Path) -> tuple[bool, Any]:
     """(whether `<folder>/verification.json` exists, its parsed JSON or None when unreadable). Never raises."""
-    from tools.records.paths import read_regular_file
 
     path = Path(folder) / EVIDENCE_FILE
     if not os.path.lexists(path):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.records.logparse import parse_tokens
 from tools.records.model import CheckResult, FinalScore, ParsedLog, Record, Status, Track
 from tools.records.paths import read_regular_file
 from tools.records.rules import MAX_FILE_BYTES  # noqa: F401  (re-exported for the checks)
@@ -366,7 +367,6 @@ def printed_token(line: str | None, key: str) -> str | None:
     """The text of `key:<value>` in a log line, as printed (to know its precision)."""
     if not line:
         return None
-    from tools.records.logparse import parse_tokens
 
     return parse_tokens(line).get(key)
 

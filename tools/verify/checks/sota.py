@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tools.records.model import CheckResult, Record, RecordError, Report, Track
+from tools.records.record import load_record
+from tools.records.schema import load_submission
 from tools.verify.checks import Baseline, RecordContext
 from tools.verify.checks.entry_order import UNKNOWN, entry_order
 from tools.verify.checks.judging import judge_loaded, load_track_table, record_label, resolve_roots
+from tools.verify.evidence import classify, verification_summary
 
 _NAME_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 _UNDATED = dt.date.max  # a record without a date sorts last and is never "before" anything
@@ -76,7 +79,6 @@ def date_from_name(name: str) -> dt.date | None:
 
 def _peek_date(folder: Path) -> dt.date | None:
     """The date only, without parsing logs (records are sorted before any is judged)."""
-    from tools.records.schema import load_submission
 
     try:
         submission = load_submission(folder / "submission.json", follow_symlinks=False)
@@ -156,7 +158,6 @@ class _TrackJudge:
             self._judge(folder)
 
     def _judge(self, folder: Path) -> None:
-        from tools.records.record import load_record
 
         label = record_label(folder, self.root)
         try:
@@ -212,7 +213,6 @@ class _TrackJudge:
 def policy_accepts(report: Report, track: Track, folder: Path) -> bool:
     """The one acceptance policy (tools.verify.evidence.classify, also the leaderboard's): every check but
     significance passes, the judge's evidence shows no failure, and the t-test passes (unranked: not tested)."""
-    from tools.verify.evidence import classify, verification_summary
 
     _, evidence_failures = verification_summary(report, folder)
     verdict, _ = classify(report, track, evidence_failures)

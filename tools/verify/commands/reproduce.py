@@ -100,6 +100,14 @@ def _terminate_like_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _ingester():
+    """The product's MLflow ingestion, handed to the judge (a command line may import tools.submit; the judge's
+    library may not)."""
+    from tools.submit.reproductions import ingest_reproduced_logs
+
+    return ingest_reproduced_logs
+
+
 @click.command("reproduce")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--seeds", "seeds_text", metavar="LIST", help="Comma-separated seeds to run, e.g. 42,1337,2025.")
@@ -168,7 +176,7 @@ def command(path: Path, seeds_text: str | None, count: int | None, nproc: int | 
             result = reproduce_record(
                 path, seeds=seeds, n=count, nproc=nproc, margin_s=margin_s, time_limit_s=time_limit_s,
                 progress=None if quiet else progress_factory(sys.stderr), track_in_mlflow=not no_track,
-                tracking_uri=tracking_uri, logs_dir=logs_dir)
+                tracking_uri=tracking_uri, logs_dir=logs_dir, ingest=None if no_track else _ingester())
     except RecordError as error:
         click.echo(f"error: {error.where}: {error.message}", err=True)
         sys.exit(2)

@@ -49,6 +49,8 @@ import numpy as np
 from data import formats
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Status, Track
 from tools.records.paths import read_regular_file
+from tools.records.record import load_record
+from tools.verify.checks.verdict import load_track_table, resolve_roots
 from tools.verify.probes.arithmetic import (  # noqa: F401  (re-exported: the probes' arithmetic, for callers and tests)
     CAUSALITY_ATOL,
     CAUSALITY_RTOL,
@@ -493,8 +495,6 @@ def probe_record(
     the probe's random choices (default: fresh each run, reported in the evidence so a run can be
     repeated).
     """
-    from tools.records.record import load_record
-    from tools.verify.checks.verdict import load_track_table, resolve_roots
 
     if positions < 1:
         raise RecordError("--positions", f"must be at least 1, got {positions}")

@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tools.records import paths
+from tools.records.logparse import parse_log
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Report, Status, Track
+from tools.records.record import load_record
 from tools.records.rules import artifact_cap_problem, counted_files, submission_bytes, time_cap_verdict
+from tools.records.tracks import load_tracks
 from tools.verify.sandbox import Limits, SandboxResult, network_namespace_prefix, run_sandboxed
 
 CHECK_ID = "reproduction"
@@ -505,7 +508,6 @@ def copy_record_privately(source: Path, destination: Path, *, max_bytes: int = M
 
 def _read_reproduced_log(path: Path) -> tuple[ParsedLog | None, str | None]:
     """Parse the log the run wrote with the parser `verify record` uses (never through a symlink)."""
-    from tools.records.logparse import parse_log
 
     if not path.exists() and not path.is_symlink():
         return None, f"the run wrote no log at logs/{path.name}"
@@ -586,7 +588,6 @@ def _run_one_seed(*, seed: int, index: int, count: int, record_folder: Path, wor
 
 
 def _load(folder: Path, records_root: Path | None) -> Record:
-    from tools.records.record import load_record
 
     return load_record(folder, records_root=records_root)
 
@@ -607,6 +608,7 @@ def reproduce_record(
     track_in_mlflow: bool = True,
     tracking_uri: str | None = None,
     logs_dir: str | Path | None = None,
+    ingest: IngestLogs | None = None,
 ) -> ReproductionResult:
     """Re-run the record's train_gpt.py for each seed and judge the runs (see the module docstring).
 
@@ -616,7 +618,6 @@ def reproduce_record(
     folder = Path(folder)
     record = _load(folder, Path(records_root) if records_root is not None else None)
     if tracks is None:
-        from tools.records.tracks import load_tracks
 
         tracks = load_tracks(Path(records_root) / "tracks.toml" if records_root is not None else None)
     track = tracks.get(record.track_id)
@@ -653,7 +654,7 @@ def reproduce_record(
 
     outcomes: list[_SeedOutcome] = []
     skipped: list[str] = []
-    tracking: dict[str, Any] = {"enabled": track_in_mlflow}
+    tracking: dict[str, Any] = {"enabled": track_in_mlflow and ingest is not None}
     keep_dir = Path(logs_dir) if logs_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="pg-reproduce-") as workspace:
         for index, seed in enumerate(chosen):
@@ -665,10 +666,10 @@ def reproduce_record(
                 extra_bytes=shipped_extra_bytes(record))
             outcomes.append(outcome)
             skipped = skipped or skipped_here  # the same files each time; report them once
-        if track_in_mlflow:
+        if track_in_mlflow and ingest is not None:
             logged = {o.run.seed: o.log_path for o in outcomes if o.log_path is not None}
             tracking.update(_track_reproduction(logged, record=_display_path(record.path), track_id=track.id,
-                                                tracking_uri=tracking_uri))
+                                                tracking_uri=tracking_uri, ingest=ingest))
             if tracking.get("warning"):
                 warnings.append(str(tracking["warning"]))
 
@@ -701,39 +702,19 @@ def _display_path(path: Path) -> str:
 
 # --- MLflow ----------------------------------------------------------------------------------------------------------
 
+# Logs the reproduced runs (seed -> log path) with tags; returns their run ids. The judge does not write to the
+# product's stores itself: the command line passes tools.submit.reproductions.ingest_reproduced_logs.
+IngestLogs = Callable[..., Sequence[str]]
 
-def _track_reproduction(logs: Mapping[int, Path], *, record: str, track_id: str,
-                        tracking_uri: str | None) -> dict[str, Any]:
+
+def _track_reproduction(logs: Mapping[int, Path], *, record: str, track_id: str, tracking_uri: str | None,
+                        ingest: IngestLogs) -> dict[str, Any]:
     """Log the reproduced runs to MLflow, tagged with the record; a failure is a warning, never the verdict."""
     if not logs:
         return {"run_ids": [], "note": "no reproduced log to track"}
     tags = {"reproduction_of": record, "reproduction": "true"}
     try:
-        run_ids = ingest_reproduced_logs(logs, tags=tags, track_id=track_id, tracking_uri=tracking_uri)
+        run_ids = list(ingest(logs, tags=tags, track_id=track_id, tracking_uri=tracking_uri))
     except Exception as problem:  # MLflow down, store locked, module missing: the verdict stands regardless
         return {"run_ids": [], "warning": f"MLflow logging failed: {type(problem).__name__}: {problem}"}
     return {"run_ids": run_ids, "tags": tags}
-
-
-def ingest_reproduced_logs(logs: Mapping[int, Path], *, tags: Mapping[str, str], track_id: str | None = None,
-                           tracking_uri: str | None = None) -> list[str]:
-    """Adapter over tools.submit.tracking.ingest_logs: ingest the logs, then tag each run (and its seed).
-
-    `ingest_logs(paths, tracking_uri=None, *, track_id=None)` takes no tags; when it grows a `tags` parameter,
-    that is used instead of tagging afterwards.
-    """
-    import inspect
-
-    from tools.submit import tracking
-
-    paths_in_order = [Path(p) for p in logs.values()]
-    if "tags" in inspect.signature(tracking.ingest_logs).parameters:
-        return list(tracking.ingest_logs(paths_in_order, tracking_uri, track_id=track_id, tags=dict(tags)))
-    run_ids = list(tracking.ingest_logs(paths_in_order, tracking_uri, track_id=track_id))
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking.resolve_tracking_uri(tracking_uri))
-    for seed, run_id in zip(logs, run_ids, strict=True):
-        for key, value in {**tags, "reproduced_seed": str(seed)}.items():
-            client.set_tag(run_id, key, value)
-    return run_ids
