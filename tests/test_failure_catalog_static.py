@@ -38,14 +38,6 @@ SCRIPT_BYTES = len(SCRIPT.encode())
 TRACK = "track_cpu_shakespeare"
 
 
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
-
-
 def verify(root, folder, **options):
     return verify_record(folder, records_root=root / "records", datasets_root=root / "data" / "datasets", **options)
 

@@ -10,18 +10,10 @@ import time
 import pytest
 
 from tests.fskit import remove_nested
-from tests.recordkit import make_record, make_repo_tree, repo_env
+from tests.recordkit import make_record
 from tools.records.model import RecordError
 from tools.records.schema import load_submission
 from tools.verify.checks.verdict import verify_record
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
 
 
 def _judge_all(root):

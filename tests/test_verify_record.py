@@ -7,21 +7,13 @@ import statistics
 import pytest
 from scipy import stats as scipy_stats
 
-from tests.recordkit import SCRIPT, VAL_BYTES, VAL_TOKENS, change_line, make_record, make_repo_tree, repo_env
+from tests.recordkit import SCRIPT, VAL_BYTES, VAL_TOKENS, change_line, make_record, make_repo_tree
 from tools.records.model import RecordError
 from tools.verify.checks import CHECK_IDS
 from tools.verify.checks.verdict import verify_record
 
 CAP = 16_000_000
 SCRIPT_BYTES = len(SCRIPT.encode())
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
 
 
 def verify(root, folder, **kwargs):

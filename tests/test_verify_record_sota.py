@@ -10,19 +10,11 @@ import subprocess
 import pytest
 from scipy import stats as scipy_stats
 
-from tests.recordkit import make_record, make_repo_tree, repo_env
+from tests.recordkit import make_record
 from tools.verify.checks.sota import accepted_chain, judge_track, sota_at
 from tools.verify.checks.verdict import verify_record
 
 TRACK = "track_cpu_shakespeare"
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
 
 
 def names(entries):
