@@ -14,7 +14,9 @@ quantize/serialize, logging, training loop, command line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import datetime
 import gc
 import hashlib
 import io
@@ -30,6 +32,7 @@ import uuid
 import zlib
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import torch
@@ -64,7 +67,7 @@ class Hyperparameters:
     train_sampling: str = "random"  # random: windows at random offsets; stream: read the shards in order
     val_batch_tokens: int = 32768  # per rank and forward pass; any value gives the same score
     eval_stride: int = 128  # sliding-window evaluation, a window every EVAL_STRIDE tokens; 0 or >= TRAIN_SEQ_LEN: none
-    val_loss_every: int = 0  # 0: only after the last step
+    val_loss_every: int = 200  # 0: only after the last step. CPU: a curve of ~6 points, ~5 s each off the clock
     train_log_every: int = 100
     warmup_steps: int = 30  # linear learning-rate warmup
     warmdown_frac: float = 0.5  # final fraction of the run (time or steps) with a linear decay to zero
@@ -674,20 +677,61 @@ class RunLog:
             self.file.flush()
 
 
+def mlflow_artifact_location(uri: str) -> str | None:
+    """`mlartifacts/` beside a SQLite store (relative paths from the working directory, as SQLAlchemy reads them);
+    None (the server's choice) otherwise. Same rule as tools/submit/tracking.py, so both write to one store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = unquote(uri[len("sqlite:///") :].split("?", 1)[0])
+    if database in ("", ":memory:"):
+        return None
+    return (Path(database).parent / "mlartifacts").resolve().as_uri()
+
+
 class MlflowLogger:
-    def __init__(self, hp: Hyperparameters, enabled: bool):
-        self.enabled, self.buffer, self.seconds_in_loop = enabled, [], 0.0
+    """One MLflow run per training run, the same one `submit track` completes later from the log: the experiment,
+    metric names and tags are tools/submit/tracking.py's (this file cannot import it; tests/test_tracking.py checks
+    they agree), and the tag training_key = "<RUN_ID>@<start_time>" lets ingestion find this run."""
+
+    EXPERIMENT = "training"  # unless MLFLOW_EXPERIMENT_NAME
+    CURVE_METRICS = ("train_loss", "val_loss", "val_bpb")  # per step
+    FINAL_METRICS = ("val_bpb", "val_loss", "train_time_s", "eval_time_s", "bytes_total", "model_bytes", "code_bytes", "steps")
+    EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # the UI's runs view, not GenAI
+
+    def __init__(self, hp: Hyperparameters, enabled: bool, start_time: str, code_sha256: str, log_path: Path | None,
+                 artifact_path: Path):
+        self.enabled, self.buffer, self.seconds_in_loop, self.done = enabled, [], 0.0, False
         if not enabled:
             return
         # MLflow's usage telemetry runs a polling thread that would compete with the timed loop for the cores.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
 
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "parameter-golf"))
-        self.run = mlflow.start_run(run_name=hp.run_id, tags={"seed": str(hp.seed), "track": hp.track, "run_id": hp.run_id})
-        mlflow.log_params({k: str(v) for k, v in dataclasses.asdict(hp).items()})
+        uri = os.environ["MLFLOW_TRACKING_URI"]
+        self.client, self.log_path, self.artifact_path = MlflowClient(tracking_uri=uri), log_path, artifact_path
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or self.EXPERIMENT
+        if self.client.get_experiment_by_name(name) is None:
+            try:
+                self.client.create_experiment(name, mlflow_artifact_location(uri), tags=self.EXPERIMENT_TAGS)
+            except Exception:
+                if self.client.get_experiment_by_name(name) is None:
+                    raise  # not just a concurrent seed creating it first
+        experiment = self.client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id
+        for key, value in self.EXPERIMENT_TAGS.items():  # also on experiments made before the tag
+            if experiment.tags.get(key) != value:
+                self.client.set_experiment_tag(experiment_id, key, value)
+        start_ms = int(datetime.datetime.fromisoformat(start_time).timestamp() * 1000)
+        tags = {"training_key": f"{hp.run_id}@{start_time}", "run_id": hp.run_id, "track": hp.track,
+                "code_sha256": code_sha256, "log_name": log_path.name if log_path else ""}
+        run = self.client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=f"{hp.run_id} seed {hp.seed}")
+        self.run_id = run.info.run_id
+        params = {"seed": hp.seed} | {f"hp.{k.upper()}": v for k, v in dataclasses.asdict(hp).items()}
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        # A crash (an exception, exit 2, Ctrl-C) ends the run as FAILED; a killed process leaves it RUNNING until
+        # `submit track` reads the log. (Not mlflow.start_run: its exit hook would call a crash FINISHED.)
+        atexit.register(self.finish, "FAILED")
 
     def metric(self, key: str, value: float, step: int) -> None:
         if self.enabled:
@@ -700,21 +744,40 @@ class MlflowLogger:
             from mlflow.entities import Metric
 
             metrics = [Metric(k, v, ts, s) for k, v, s, ts in self.buffer]
-            client = self.mlflow.MlflowClient()
             for i in range(0, len(metrics), 1000):
-                client.log_batch(self.run.info.run_id, metrics=metrics[i : i + 1000])
+                self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
             self.buffer = []
 
-    def finish(self, log_path: Path | None, status: str = "FINISHED") -> None:
-        if self.enabled:
-            self.flush()
-            if log_path is not None and log_path.is_file():
-                self.mlflow.log_artifact(str(log_path))
-            self.mlflow.end_run(status=status)
+    def finish(self, status: str = "FINISHED") -> None:
+        if not self.enabled or self.done:
+            return
+        self.done = True
+        self.flush()
+        if self.log_path is not None and self.log_path.is_file():
+            self.client.log_artifact(self.run_id, str(self.log_path), "log")
+            self.client.set_tag(self.run_id, "log_sha256", sha256_file(self.log_path))
+        if status == "FINISHED" and self.artifact_path.is_file():
+            self.client.log_artifact(self.run_id, str(self.artifact_path), "model")
+        self.client.set_terminated(self.run_id, status)
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def now_iso() -> str:
+    """Wall-clock time for the start_time/end_time lines: UTC, ISO 8601, milliseconds."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def progress_fields(step: int, elapsed_ms: float, hp: Hyperparameters) -> str:
+    """What a step line adds after step_avg (parsers read the fields before it): throughput, and under a time cap
+    the share of the budget spent and the time left. step:N/1000000 alone says nothing when the cap decides."""
+    fields = [f"tokens_per_s:{1000.0 * step * hp.train_batch_tokens / elapsed_ms if elapsed_ms > 0 else 0.0:.0f}"]
+    if hp.max_wallclock_seconds > 0:
+        cap_ms = 1000.0 * hp.max_wallclock_seconds
+        fields += [f"budget_used:{100.0 * elapsed_ms / cap_ms:.1f}%", f"time_left:{max(0.0, cap_ms - elapsed_ms) / 1000:.0f}s"]
+    return " ".join(fields)
 
 
 def hardware_line(device: torch.device, world_size: int) -> str:
@@ -751,6 +814,7 @@ def peak_memory_mib(device: torch.device) -> int:
 
 
 def train() -> None:
+    start_time = now_iso()
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     use_cuda = torch.cuda.is_available()
     rank, world_size, local_rank = 0, 1, 0
@@ -807,6 +871,7 @@ def train() -> None:
             f"tokenizer {tok_path}; rebuild the dataset with: python data/prepare.py shakespeare")
 
     log(f"run_id:{hp.run_id} seed:{hp.seed}")
+    log(f"start_time:{start_time}")
     log(f"code_sha256:{hashlib.sha256(source).hexdigest()} code_bytes:{len(source)}")
     log(hardware_line(device, world_size))
     log(f"software: torch:{torch.__version__} python:{platform.python_version()} sentencepiece:{package_version('sentencepiece')}")
@@ -826,7 +891,9 @@ def train() -> None:
     optimizers = build_optimizers(base_model, hp, fused=use_cuda)
     loader = DistributedLoader(shard_paths(hp.data_path, manifest, "train"), rank, world_size, device,
                                hp.train_sampling, hp.seed)
-    tracker = MlflowLogger(hp, enabled=master and bool(os.environ.get("MLFLOW_TRACKING_URI")))
+    artifact_path = Path(hp.artifact_dir) / "final_model.int8.ptz"
+    tracker = MlflowLogger(hp, master and bool(os.environ.get("MLFLOW_TRACKING_URI")), start_time,
+                           hashlib.sha256(source).hexdigest(), log_path, artifact_path)
 
     def sync() -> None:
         if use_cuda:
@@ -884,7 +951,7 @@ def train() -> None:
             train_ms += 1000.0 * (time.perf_counter() - t0)
             val_loss, val_bpb, _ = eval_val(base_model, val_tokens, hp.train_seq_len, hp.eval_stride, hp.val_batch_tokens, val_bytes, rank, world_size)
             log(f"step:{step}/{hp.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
-                f"train_time:{train_ms:.0f}ms step_avg:{train_ms / max(step, 1):.2f}ms")
+                f"train_time:{train_ms:.0f}ms step_avg:{train_ms / max(step, 1):.2f}ms {progress_fields(step, train_ms, hp)}")
             tracker.metric("val_loss", val_loss, step)
             tracker.metric("val_bpb", val_bpb, step)
             tracker.flush()
@@ -901,9 +968,9 @@ def train() -> None:
         elapsed_ms = train_ms + 1000.0 * (now - t0)
         if hp.train_log_every > 0 and (step % hp.train_log_every == 0 or step <= 10):
             loss_value = loss.item()
-            log(f"step:{step}/{hp.iterations} train_loss:{loss_value:.4f} train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / step:.2f}ms")
+            log(f"step:{step}/{hp.iterations} train_loss:{loss_value:.4f} train_time:{elapsed_ms:.0f}ms "
+                f"step_avg:{elapsed_ms / step:.2f}ms {progress_fields(step, elapsed_ms, hp)}")
             tracker.metric("train_loss", loss_value, step)
-            tracker.metric("lr_scale", lr_scale(hp, step, elapsed_ms), step)
         if cap_ms > 0:
             next_step_ms = max(recent[-1], sum(recent) / len(recent))
             over = torch.tensor(float(elapsed_ms + 1.5 * next_step_ms > cap_ms), device=device)
@@ -916,7 +983,6 @@ def train() -> None:
     log(f"peak memory allocated: {peak_memory_mib(device)} MiB")
 
     # Quantize, compress, write, reload through the scoring loader, evaluate on the round-tripped weights.
-    artifact_path = Path(hp.artifact_dir) / "final_model.int8.ptz"
     if master:
         blob = serialize_artifact(base_model, "zlib")
         artifact_path.parent.mkdir(parents=True, exist_ok=True)
@@ -938,12 +1004,14 @@ def train() -> None:
     log(f"final_int8_zlib_roundtrip_exact val_loss:{q_loss:.8f} val_bpb:{q_bpb:.8f}")
     log(f"eval_time:{eval_ms:.0f}ms")
     log(f"train_time:{train_ms:.0f}ms")
+    log(f"end_time:{now_iso()}")
     if tracker.enabled:
         log(f"mlflow: seconds_in_train_loop:{tracker.seconds_in_loop:.6f} fraction_of_train_time:{1000 * tracker.seconds_in_loop / max(train_ms, 1e-9):.2e}")
-        for key, value in dict(final_val_loss=q_loss, final_val_bpb=q_bpb, train_time_ms=train_ms, eval_time_ms=eval_ms,
-                               steps=step, artifact_bytes=artifact_path.stat().st_size).items():
-            tracker.metric(key, value, step)
-        tracker.finish(log_path)
+        model_bytes = artifact_path.stat().st_size
+        finals = (q_bpb, q_loss, train_ms / 1000, eval_ms / 1000, model_bytes + len(source), model_bytes, len(source), step)
+        for key, value in zip(tracker.FINAL_METRICS, finals, strict=True):
+            tracker.metric(key, value, step + 1)  # one step past the last, so MLflow's latest val_bpb is the score
+        tracker.finish()
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

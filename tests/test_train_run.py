@@ -5,6 +5,7 @@ Training runs are subprocesses with a tiny model, TORCH_NUM_THREADS=1 and an ite
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -126,6 +127,7 @@ def test_log_follows_the_contract(trained):
     lines = body.splitlines()
     patterns = [
         r"run_id:first seed:7",
+        r"start_time:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00",
         rf"code_sha256:{hashlib.sha256(source).hexdigest()} code_bytes:{len(source)}",
         r'hardware: device:cpu cpu_model:"[^"]+" cpu_cores:\d+ world_size:1',
         rf"software: torch:{re.escape(torch.__version__)} python:\d+\.\d+\.\d+ sentencepiece:\S+",
@@ -138,13 +140,15 @@ def test_log_follows_the_contract(trained):
         assert re.fullmatch(pattern, line), (pattern, line)
     manifest = json.loads((data / "manifest.json").read_text())
     assert f"val_tokens:{manifest['val_tokens']} val_bytes:{manifest['val_bytes']}" in lines
-    assert hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest() in lines[4]
-    assert hashlib.sha256((data / "tokenizer.model").read_bytes()).hexdigest() in lines[4]
+    assert hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest() in lines[5]
+    assert hashlib.sha256((data / "tokenizer.model").read_bytes()).hexdigest() in lines[5]
     steps = [ln for ln in lines if ln.startswith("step:")]
+    # No wall-clock cap in these runs: throughput only, no budget_used/time_left.
     assert all(re.fullmatch(r"step:\d+/12 (train_loss:\d+\.\d{4}|val_loss:\d+\.\d{4} val_bpb:\d+\.\d{4}) "
-                            r"train_time:\d+ms step_avg:\d+\.\d{2}ms", ln) for ln in steps), steps
+                            r"train_time:\d+ms step_avg:\d+\.\d{2}ms tokens_per_s:\d+", ln) for ln in steps), steps
+    assert steps[0].startswith("step:0/12 val_loss:")  # the CPU default validates during training (VAL_LOSS_EVERY)
     assert steps[-1].startswith("step:12/12 val_loss:")
-    tail = lines[-8:]
+    tail = lines[-9:]
     tail_patterns = [
         r"peak memory allocated: \d+ MiB",
         r"Serialized model int8\+zlib: (\d+) bytes",
@@ -154,12 +158,43 @@ def test_log_follows_the_contract(trained):
         r"final_int8_zlib_roundtrip_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}",
         r"eval_time:\d+ms",
         r"train_time:\d+ms",
+        r"end_time:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00",
     ]
     for pattern, line in zip(tail_patterns, tail, strict=True):
         assert re.fullmatch(pattern, line), (pattern, line)
     model_bytes = int(re.fullmatch(tail_patterns[1], tail[1]).group(1))
     assert model_bytes == artifact.stat().st_size
     assert int(re.fullmatch(tail_patterns[3], tail[3]).group(1)) == model_bytes + len(source)
+
+
+def test_progress_fields_show_throughput_budget_and_time_left():
+    capped = train_gpt.Hyperparameters(max_wallclock_seconds=180, train_batch_tokens=4096)
+    assert train_gpt.progress_fields(100, 20_000, capped) == "tokens_per_s:20480 budget_used:11.1% time_left:160s"
+    assert train_gpt.progress_fields(0, 0, capped) == "tokens_per_s:0 budget_used:0.0% time_left:180s"
+    assert train_gpt.progress_fields(900, 181_000, capped).endswith("budget_used:100.6% time_left:0s")
+    uncapped = train_gpt.Hyperparameters(max_wallclock_seconds=0, train_batch_tokens=4096)
+    assert train_gpt.progress_fields(10, 1000, uncapped) == "tokens_per_s:40960"
+
+
+def test_added_progress_fields_leave_the_parsed_log_unchanged(trained):
+    """The judge reads step lines up to step_avg; the fields after it must not change a single parsed value."""
+    from tools.records.logparse import parse_log_text
+    from tools.verify.reproduce.progress import parse_progress_line
+
+    _, _, text, _ = trained
+    capped = train_gpt.Hyperparameters(max_wallclock_seconds=180)
+    # The trained run had no cap; add the capped fields too, as a capped run writes them.
+    with_cap = re.sub(r"^(step:.* train_time:(\d+)ms step_avg:\S+) tokens_per_s:\S+$",
+                      lambda m: f"{m.group(1)} {train_gpt.progress_fields(1, float(m.group(2)), capped)}", text, flags=re.M)
+    plain = re.sub(r"^(step:.*step_avg:\S+) tokens_per_s:.*$", r"\1", text, flags=re.M)
+    assert plain != text and "time_left:" in with_cap
+    before = parse_log_text(plain)
+    for after in (parse_log_text(text), parse_log_text(with_cap)):
+        assert after.curve == before.curve and len(before.curve) > 5
+        assert (after.steps, after.planned_steps, after.train_time_ms) == (before.steps, before.planned_steps, before.train_time_ms)
+        assert (after.val_bpb, after.warnings, after.missing) == (before.val_bpb, before.warnings, before.missing)
+    for line in (ln for ln in with_cap.splitlines() if ln.startswith("step:")):
+        assert parse_progress_line(line) == parse_progress_line(line.split(" tokens_per_s:")[0])
 
 
 def test_artifact_round_trips_to_the_logged_score(trained):
@@ -293,6 +328,8 @@ def test_byte_tokenizer_dataset_and_wallclock_cap(tmp_path):
     assert 0 < int(stop.group(2)) < 100000
     assert int(re.search(r"^train_time:(\d+)ms$", text, re.M).group(1)) == int(stop.group(1))
     assert int(stop.group(1)) <= 3000 + 500  # stops before the cap, up to scheduler noise on a loaded machine
+    last_val = re.findall(r"^step:\d+/100000 val_loss:.* tokens_per_s:\d+ budget_used:(\d+\.\d)% time_left:(\d+)s$", text, re.M)[-1]
+    assert 50 < float(last_val[0]) <= 120 and int(last_val[1]) <= 2
     assert final_bpb(text) < 8.0
 
 
@@ -332,8 +369,13 @@ def test_ranks_read_disjoint_slices_of_the_stream(tmp_path):
 
 
 @pytest.mark.slow
-def test_mlflow_logging(tmp_path):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy deprecations inside MLflow
+def test_mlflow_logging_is_one_run_that_ingestion_completes(tmp_path, monkeypatch):
+    """A tracked training opens the run `submit track` would make (same experiment, names, tags, times), and
+    ingesting its log afterwards completes that run instead of adding a second one."""
     pytest.importorskip("mlflow")
+    from tools.submit import tracking
+
     data = build_dataset(tmp_path / "data" / "tiny_sp320")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_train(tmp_path, data, "tracked", MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME="test-exp")
@@ -342,14 +384,30 @@ def test_mlflow_logging(tmp_path):
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("test-exp")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.artifact_location == tracking.artifact_location(uri)
     (run,) = client.search_runs([exp.experiment_id])
-    assert run.info.run_name == "tracked" and run.info.status == "FINISHED"
-    assert run.data.tags["seed"] == "7" and run.data.tags["track"] == "track_cpu_shakespeare"
-    assert run.data.params["model_dim"] == "32" and run.data.params["iterations"] == "12"
+    assert run.info.run_name == "tracked seed 7" and run.info.status == "FINISHED"
     text = (tmp_path / "logs" / "tracked.txt").read_text()
-    assert run.data.metrics["final_val_bpb"] == pytest.approx(final_bpb(text), abs=1e-8)
+    start = re.search(r"^start_time:(\S+)$", text, re.M).group(1)
+    assert run.data.tags["training_key"] == f"tracked@{start}" and run.data.tags["track"] == "track_cpu_shakespeare"
+    assert run.info.start_time == int(datetime.datetime.fromisoformat(start).timestamp() * 1000)
+    assert run.data.params["seed"] == "7" and run.data.params["hp.MODEL_DIM"] == "32" and run.data.params["hp.ITERATIONS"] == "12"
+    assert set(run.data.metrics) == set(tracking.CURVE_METRICS + tracking.FINAL_METRICS)
+    assert run.data.metrics["val_bpb"] == pytest.approx(final_bpb(text), abs=1e-8)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == list(range(1, 11))
     assert re.search(r"^mlflow: seconds_in_train_loop:\S+ fraction_of_train_time:\S+$", text, re.M)
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "test-exp")
+    (ingested,) = tracking.ingest([tmp_path / "logs" / "tracked.txt"], uri)
+    assert ingested.run_id == run.info.run_id and not ingested.created
+    (after,) = client.search_runs([exp.experiment_id])
+    assert after.info.status == "FINISHED" and after.info.end_time == run.info.end_time
+    assert after.data.params["hardware.world_size"] == "1" and after.data.params["dataset.name"] == "tiny_sp320"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_bpb")]
+    assert sorted(steps) == sorted(set(steps)) == [0, 12, 13]  # nothing logged twice
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "log")] == ["log/tracked.txt"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/final_model.int8.ptz"]
 
 
 def test_lr_schedule_warmup_and_warmdown():

@@ -6,8 +6,11 @@ Environment variables override the defaults so tests and CI can point the tools 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 _MARKER = Path("records") / "tracks.toml"
@@ -73,3 +76,29 @@ def read_regular_file(path: str | Path, max_bytes: int, *, follow_symlinks: bool
         os.close(descriptor)
     data = b"".join(chunks)
     return data[:max_bytes], len(data) > max_bytes
+
+
+def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Write via a temporary file in the same folder and os.replace: readers see the old bytes or the new, never a
+    half-written file (the one atomic writer of the project's outputs)."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def file_sha256(path: str | Path, *, follow_symlinks: bool = False) -> str:
+    """sha256 of a file's bytes (hashlib.file_digest); by default never through a symlink (O_NOFOLLOW)."""
+    flags = os.O_RDONLY | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(os.open(path, flags), "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+

@@ -285,8 +285,9 @@ def render_board(boards: Sequence[TrackBoard], progress_plots: Mapping[str, bool
 
 
 def progress_points(board: TrackBoard):
-
-    return [ProgressPoint(e.date, e.mean, e.name) for e in board.chain if e.date is not None and e.mean is not None]
+    """The accepted chain as plot points, each with its seeds' spread (an error bar)."""
+    return [ProgressPoint(e.date, e.mean, e.name, e.std) for e in board.chain
+            if e.date is not None and e.mean is not None]
 
 
 def render_leaderboard(

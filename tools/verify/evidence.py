@@ -12,18 +12,16 @@ evidence never sets the bar for later records.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tools.records.model import STATUSES, CheckResult, Report, Track
-from tools.records.paths import read_regular_file
+from tools.records.paths import file_sha256, read_regular_file, write_atomic  # noqa: F401  (write_atomic re-exported)
 from tools.verify.sandbox import BUBBLEWRAP, UNISOLATED, unisolated_requested
 
 EVIDENCE_FILE = "verification.json"
@@ -41,23 +39,6 @@ EVIDENCE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 # -- small file helpers ----------------------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace: readers see the old bytes or the new."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 # -- verification evidence -------------------------------------------------------------------------------------
@@ -81,7 +62,7 @@ def record_files(folder: Path) -> dict[str, str]:
         if stat.S_ISLNK(info.st_mode):
             files[relative] = "symlink:" + os.readlink(path)
         elif stat.S_ISREG(info.st_mode):
-            files[relative] = _file_sha256(path)
+            files[relative] = file_sha256(path)
         else:
             files[relative] = "special"
     return files
@@ -102,15 +83,6 @@ def record_sha256(folder: Path) -> str:
 
 def _encoded(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def judge_state() -> tuple[str | None, bool | None]:

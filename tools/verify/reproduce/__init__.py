@@ -532,14 +532,7 @@ def _keep_log(source: Path, logs_dir: Path, seed: int) -> str:
     logs_dir.mkdir(parents=True, exist_ok=True)
     target = logs_dir / f"reproduced_seed{seed}.log"
     data, _ = paths.read_regular_file(source, MAX_LOG_BYTES, follow_symlinks=False)
-    handle, temporary = tempfile.mkstemp(dir=logs_dir, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    paths.write_atomic(target, data)
     return str(target)
 
 
