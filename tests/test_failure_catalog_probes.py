@@ -1,4 +1,4 @@
-"""FAILURES.md rows caught by `verify probes` (normalization, causality, rescore): one planted scorer per row.
+"""docs/FAILURES.md rows caught by `verify probes` (normalization, causality, rescore): one planted scorer per row.
 
 Each record's train_gpt.py implements the scoring entry point (docs/CONTRACTS.md §4) with a few lines of numpy
 around a bigram model shipped as an .npz artifact, on a tiny SentencePiece dataset built here (multi-byte pieces,

@@ -1,4 +1,4 @@
-"""FAILURES.md rows caught by re-running the record (`verify reproduce`, check id `reproduction`).
+"""docs/FAILURES.md rows caught by re-running the record (`verify reproduce`, check id `reproduction`).
 
 The record's train_gpt.py is a real (tiny) trainer: it counts bigrams in the track's training shards, scores the
 validation stream with the round-tripped weights, and writes a contract-format log (§2) and artifact (§3). The

@@ -1,4 +1,4 @@
-"""FAILURES.md rows a static judge can see in a record folder: `verify record`'s checks, the dataset build's overlap
+"""docs/FAILURES.md rows a static judge can see in a record folder: `verify record`'s checks, the dataset build's overlap
 check, the leaderboard (re-judged from the folders) and the pull-request gate. One planted example per row,
 caught by the check that owns it, next to its honest twin where that is cheap.
 

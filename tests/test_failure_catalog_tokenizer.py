@@ -1,4 +1,4 @@
-"""FAILURES.md rows C1-C4 (wrong number of bytes in the bpb denominator), caught by `verify tokenizer`.
+"""docs/FAILURES.md rows C1-C4 (wrong number of bytes in the bpb denominator), caught by `verify tokenizer`.
 
 Each record plants one public byte-accounting bug in its own `train_gpt.py byte-table` (run by the audit in the
 sandbox) or ships a tokenizer that cannot be counted per token; the audit recounts the bytes from the original

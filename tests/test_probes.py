@@ -352,7 +352,7 @@ def test_the_call_folder_tells_a_scorer_nothing():
 
 
 def test_leak_only_at_a_document_boundary_is_caught(tree):
-    """FAILURES.md A7: the BOS position reads the next document's first token. Only a probe that perturbs at the
+    """docs/FAILURES.md A7: the BOS position reads the next document's first token. Only a probe that perturbs at the
     boundary can see it, so the boundary is always probed."""
     root, dataset = tree
     checks = run(make_scorer_record(root, dataset, "boundary_leak"), positions=2)

@@ -106,7 +106,7 @@ def test_leading_space_counted_twice_fails(tmp_path, models):
 
 
 def test_baseline_rule_fails_on_whitespace_only_pieces(tmp_path, models):
-    """The baseline counts a `▁` that is not leading as its 3 UTF-8 bytes (FAILURES C1)."""
+    """The baseline counts a `▁` that is not leading as its 3 UTF-8 bytes (docs/FAILURES.md C1)."""
     truth = load_tokenizer(models["lossless"])
     result = audit_shipped(sp_record(tmp_path, models["lossless"], baseline_rule(truth)), corpus=CORPUS)
     assert by_id(result)["tokenizer_bytes"].status == "fail"

@@ -2,7 +2,7 @@
 
 Each log names the dataset and the sha256 of its manifest and tokenizer, and the val_tokens / val_bytes it
 scored; they must equal the local manifest's (`<datasets_root>/<track.dataset>/manifest.json`). Scoring part of
-the validation set (C5 in FAILURES.md) shows up as a smaller val_tokens or val_bytes. A record that ships its own
+the validation set (C5 in docs/FAILURES.md) shows up as a smaller val_tokens or val_bytes. A record that ships its own
 tokenizer or a dataset script is flagged for the tokenizer audit (`verify tokenizer`): warn, not pass.
 """
 

@@ -121,7 +121,7 @@ def is_per_run_setting(key: str) -> bool:
 
 def check_config_matches_logs(ctx: RecordContext) -> CheckResult:
     """Every seed ran the same configuration: the logs' `hyperparameters:` lines agree except for per-run
-    settings (FAILURES.md F1: a third seed from another configuration runs the same script with other env vars)."""
+    settings (docs/FAILURES.md F1: a third seed from another configuration runs the same script with other env vars)."""
     logged = [(item.name, dict(item.log.hyperparameters)) for item in ctx.counted_logs if item.log.hyperparameters]
     if len(logged) < 2:
         return result("config_matches_logs", "skip", "fewer than two logs print a hyperparameters line")

@@ -1,6 +1,6 @@
 """`score_progression`: does each log's final score follow from its own training run? Warns, never fails.
 
-Traces in the log of FAILURES.md A1 (weights tuned on validation after training, "pre-quant TTT": 1.1463 at the
+Traces in the log of docs/FAILURES.md A1 (weights tuned on validation after training, "pre-quant TTT": 1.1463 at the
 end of training, 1.1025 claimed) and A2/A6 (several passes over validation, the last or the best reported):
 - a final score clearly better than the validation at the last training step of the same run. Quantizing the
   weights costs a little (the baseline: about +0.0005 bpb); it does not gain 0.005;

@@ -1,5 +1,5 @@
 """Things in a record that a maintainer must look at: its own tokenizer, its own dataset code, or byte accounting
-that differs from the baseline's (the denominator of val_bpb: every C-row of FAILURES.md started there).
+that differs from the baseline's (the denominator of val_bpb: every C-row of docs/FAILURES.md started there).
 
 The record's script is parsed with `ast`, never imported or run.
 """

@@ -7,7 +7,7 @@ same shape, scores evaluation windows and carries probe rows (copies of windows 
 the tokens after a judge-chosen position replaced), so a scorer cannot tell a probe from scoring.
 
 - `normalization`: at every position of every call, logsumexp over the whole vocabulary is 0 within 1e-3.
-  A mixture that renormalizes only the gold token (FAILURES.md B1/B2) is caught because the judge asks for the
+  A mixture that renormalizes only the gold token (docs/FAILURES.md B1/B2) is caught because the judge asks for the
   full distribution, never for the gold token's probability alone.
 - `causality`: a probe's log-probabilities at positions <= t equal its original's (all positions for an exact
   copy, which sits among different rows: a row must not depend on its batch, contract §4). Positions t are drawn

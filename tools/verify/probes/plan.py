@@ -14,7 +14,7 @@ with nothing carried over), so when it scores a window it cannot know whether, o
 probed later. A copy beside its original in the same call would show the scorer which rows are compared, and it
 could behave at exactly those. Probes of call c copy windows of the call before it (cyclically), so the judge
 holds at most two calls' worth of compared rows. Positions t are drawn by the judge's private RNG among scored
-positions; both sides of a document boundary are always among them when the data has one (FAILURES.md A7).
+positions; both sides of a document boundary are always among them when the data has one (docs/FAILURES.md A7).
 
 Every call is checked (it holds probe rows and its windows are probed elsewhere) and normalization is checked at
 every position of every call, so the judge's val_bpb comes only from calls that were also checked. What this

@@ -210,11 +210,11 @@ def tokenizer_findings(truth: TokenizerTruth) -> tuple[str, ...]:
         return ()
     found = []
     if not truth.has_standalone_space:
-        found.append("no standalone ▁ piece: a lone space is byte-encoded as <0xE2><0x96><0x81> (FAILURES C1)")
+        found.append("no standalone ▁ piece: a lone space is byte-encoded as <0xE2><0x96><0x81> (docs/FAILURES.md C1)")
     whitespace_only = [p for p, m in zip(truth.pieces, truth.space_marks, strict=True) if m >= 2 and set(p) == {SPACE_MARK}]
     if whitespace_only:
         found.append(f"{len(whitespace_only)} whitespace-only piece(s) with several ▁, e.g. {whitespace_only[0]!r}: "
-                     "each ▁ is one space byte, not 3 (FAILURES C1)")
+                     "each ▁ is one space byte, not 3 (docs/FAILURES.md C1)")
     props = truth.properties
     if truth.add_dummy_prefix:
         found.append("adds a dummy ▁ at each document start: it stands for no byte")

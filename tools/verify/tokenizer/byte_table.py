@@ -3,7 +3,7 @@
 A table is the script's claim of how many bytes of text each token id stands for (`train_gpt.py byte-table`,
 docs/CONTRACTS.md section 4). Summed over the scored validation targets it is the record's bpb denominator.
 The comparison says how far that sum is from the true byte count and *why*: each known bug class of the public
-competition (docs FAILURES.md C1-C3) leaves a recognizable per-id pattern of differences.
+competition (docs/FAILURES.md C1-C3) leaves a recognizable per-id pattern of differences.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ def load_byte_table(npy_path: str | Path, vocab_size: int, source: str | None = 
 
 # id, title; the order is the order of the report.
 BUG_CLASSES = {
-    "leading_space_double": "leading-space byte counted twice: pieces starting with ▁ counted +1 (FAILURES C3)",
-    "space_mark_as_utf8": "▁ counted as its 3 UTF-8 bytes instead of one space, e.g. in ▁▁▁▁ pieces (FAILURES C1)",
-    "space_as_byte_tokens": "no standalone ▁ piece: each lone space is <0xE2><0x96><0x81>, 3 bytes counted for 1 (FAILURES C1)",
-    "byte_as_replacement_char": "byte token counted as 3 bytes, the UTF-8 of U+FFFD (FAILURES C2)",
+    "leading_space_double": "leading-space byte counted twice: pieces starting with ▁ counted +1 (docs/FAILURES.md C3)",
+    "space_mark_as_utf8": "▁ counted as its 3 UTF-8 bytes instead of one space, e.g. in ▁▁▁▁ pieces (docs/FAILURES.md C1)",
+    "space_as_byte_tokens": "no standalone ▁ piece: each lone space is <0xE2><0x96><0x81>, 3 bytes counted for 1 (docs/FAILURES.md C1)",
+    "byte_as_replacement_char": "byte token counted as 3 bytes, the UTF-8 of U+FFFD (docs/FAILURES.md C2)",
     "partial_utf8": "piece that is not valid UTF-8 on its own (part of a multi-byte character) miscounted",
     "characters_counted": "characters counted instead of UTF-8 bytes",
     "special_counted": "control/unknown token counted as bytes of text",
