@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.recordkit import make_record, make_repo_tree, repo_env
+from tests.recordkit import make_record
 from tests.test_probes_kit import make_scorer_record, make_tree, scorer_script
 from tools.records.model import CheckResult
 from tools.submit.accept import submit_record
@@ -35,14 +35,6 @@ from tools.verify.evidence import (
 
 TRACK = "track_cpu_shakespeare"
 PASSING = [CheckResult("causality", "pass", "no look-ahead"), CheckResult("rescore", "pass", "matches")]
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
 
 
 def problems_of(folder: Path) -> list[str]:

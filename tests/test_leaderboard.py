@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.recordkit import make_record, make_repo_tree, repo_env
+from tests.recordkit import make_record, make_repo_tree
 from tools.records.model import CheckResult
 from tools.submit.cli import main
 from tools.submit.leaderboard import (
@@ -21,14 +21,6 @@ from tools.submit.leaderboard import (
 )
 
 TRACK = "track_cpu_shakespeare"
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    root = make_repo_tree(tmp_path)
-    for key, value in repo_env(root).items():
-        monkeypatch.setenv(key, value)
-    return root
 
 
 def populate(root: Path, order: tuple[str, ...] = ("base", "better", "same", "late", "solo")) -> None:

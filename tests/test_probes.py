@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ from tests.test_probes_kit import (
     bigram_table,
     claimed_bpb,
     make_scorer_record,
-    make_tree,
     scorer_function,
     val_stream,
     write_shard,
@@ -42,17 +40,6 @@ from tools.verify.probes import (
 )
 from tools.verify.probes import scorer as scorer_client
 from tools.verify.probes.plan import call_rows, plan_calls
-
-
-@pytest.fixture
-def tree(tmp_path, monkeypatch):
-    """(root, dataset) with PG_REPO_ROOT / PG_DATASETS_ROOT pointing at them, and tempfile's folder private so a
-    test can see that nothing is left behind."""
-    root, dataset = make_tree(tmp_path, monkeypatch)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return root, dataset
 
 
 def run(folder, **options):

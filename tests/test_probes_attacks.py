@@ -8,11 +8,9 @@ its own cheat produces (the stand-in trainer runs the same cheat), as a real che
 
 from __future__ import annotations
 
-import tempfile
-
 import pytest
 
-from tests.test_probes_kit import make_scorer_record, make_tree
+from tests.test_probes_kit import make_scorer_record
 from tools.verify.probes import probe_record
 
 # Look ahead (mix in the token being predicted) in every call of at least GATE rows; honest below. It leaves
@@ -57,15 +55,6 @@ def score(table, tokens):
                 break
     return np.log(probs).astype(np.float32)
 '''
-
-
-@pytest.fixture
-def tree(tmp_path, monkeypatch):
-    root, dataset = make_tree(tmp_path, monkeypatch)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return root, dataset
 
 
 def verdicts(folder) -> dict[str, str]:

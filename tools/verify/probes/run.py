@@ -79,17 +79,23 @@ def run_plan(score: Score, plan: Plan, stream: np.ndarray, normalization: Worst,
         run.gold_sum += part
         run.impossible += minus_inf
         run.calls += 1
-        for k, side, values in sides:
-            if k not in pending:
-                pending[k] = (side, values)
-                continue
-            other_side, other = pending.pop(k)
-            original, copy = (values, other) if side == "original" else (other, values)
-            run.comparisons[k] = compare(plan.probes[k], original, copy)
+        _pair(plan, sides, pending, run.comparisons)
     assert not pending, "every probe's original is scored by some call"
     _rerun_small_violations(score, plan, stream, run, progress, label)
     run.wall_s = time.monotonic() - started
     return run
+
+
+def _pair(plan: Plan, sides: list[tuple[int, str, np.ndarray]], pending: dict[int, tuple[str, np.ndarray]],
+          comparisons: dict[int, Comparison]) -> None:
+    """Hold the first side of each comparison; compare when its other side arrives."""
+    for k, side, values in sides:
+        if k not in pending:
+            pending[k] = (side, values)
+            continue
+        _, other = pending.pop(k)
+        original, copy = (values, other) if side == "original" else (other, values)
+        comparisons[k] = compare(plan.probes[k], original, copy)
 
 
 def violations(plan: Plan, comparisons: dict[int, Comparison]) -> list[int]:
@@ -169,13 +175,7 @@ def _rerun_small_violations(score: Score, plan: Plan, stream: np.ndarray, run: P
         for call in calls:
             _, _, sides = _score_call(score, plan, call, stream, Worst(), only=set(moved))
             run.calls += 1
-            for k, side, values in sides:
-                if k not in pending:
-                    pending[k] = (side, values)
-                    continue
-                other_side, other = pending.pop(k)
-                original, copy = (values, other) if side == "original" else (other, values)
-                run.comparisons[k] = compare(plan.probes[k], original, copy)
+            _pair(plan, sides, pending, run.comparisons)
         moved = [k for k in moved if run.comparisons[k].moved]
 
 
