@@ -14,6 +14,7 @@ COMMANDS = {
     "record": "tools.submit.commands.record:command",
     "leaderboard": "tools.submit.commands.leaderboard:command",
     "track": "tools.submit.commands.track:command",
+    "serve": "tools.service.cli:group",  # the run service (docs/SERVICE.md)
 }
 
 

@@ -1,0 +1,142 @@
+"""`submit serve`: start the run service, and `submit serve token create|list|revoke` to manage its tokens.
+
+Exit codes: 0 ok (the server ran until stopped), 2 bad usage or the service cannot start here (one line:
+`error: <where>: <what>`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tools.service.config import Budget, ServiceConfig, default_state_dir, default_time_budget
+
+PATH = click.Path(path_type=Path, file_okay=False)
+
+
+def _fail(where: str, what: str) -> None:
+    click.echo(f"error: {where}: {what}", err=True)
+    sys.exit(2)
+
+
+def _store(state_dir: Path):
+    from tools.service.engine import state_dir_ready
+    from tools.service.store import Store
+
+    return Store(state_dir_ready(state_dir) / "service.db")
+
+
+@click.group(name="serve", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Runs executed at the same time (each gets the whole CPU budget of its sandbox).")
+@click.option("--budget-runs", default=50, show_default=True, type=click.IntRange(1),
+              help="Runs a token may submit per budget window.")
+@click.option("--budget-hours", default=3.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Hours of run time a token may use per budget window (a queued run reserves its time limit).")
+@click.option("--budget-window-hours", default=24.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="The rolling window both budgets count over.")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of training per run (prepare.TIME_BUDGET) [default: 180, or $PG_SERVICE_TIME_BUDGET].")
+@click.option("--state-dir", type=PATH, default=None,
+              help="Database, runs and dataset [default: <repo>/logs/service, or $PG_SERVICE_DIR].")
+@click.option("--dataset-dir", type=PATH, default=None,
+              help="A byte dataset folder [default: <state-dir>/data/shakespeare_bytes, built on first start].")
+@click.option("--unisolated", is_flag=True,
+              help="Run submissions WITHOUT the sandbox (where bubblewrap cannot run): they can read everything.")
+@click.pass_context
+def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: int, budget_hours: float,
+          budget_window_hours: float, time_budget: float | None, state_dir: Path | None, dataset_dir: Path | None,
+          unisolated: bool) -> None:
+    """Run the run service: participants POST training code, the service runs and scores it (docs/SERVICE.md).
+
+    \b
+    Examples:
+      submit serve token create alice          # prints alice's token once; only its hash is stored
+      submit serve --port 8000 --workers 1     # then open http://127.0.0.1:8000/ (status) and /docs (API)
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["state_dir"] = state_dir or default_state_dir()
+    if ctx.invoked_subcommand is not None:
+        return
+    config = ServiceConfig(
+        state_dir=ctx.obj["state_dir"], dataset_dir=dataset_dir or ctx.obj["state_dir"] / "data" / "shakespeare_bytes",
+        time_budget_s=time_budget or default_time_budget(), workers=workers, unisolated=unisolated,
+        budget=Budget(runs=budget_runs, hours=budget_hours, window_hours=budget_window_hours))
+    serve(config, host, port)
+
+
+def serve(config: ServiceConfig, host: str, port: int) -> None:
+    import uvicorn
+
+    from tools.records.paths import repo_root
+    from tools.service.api import create_app
+    from tools.service.dataset import ensure_shakespeare_bytes
+    from tools.service.engine import Engine
+    from tools.verify.sandbox import UNISOLATED_WARNING, cli_refusal
+
+    refusal = cli_refusal(config.unisolated)
+    if refusal:
+        click.echo(refusal, err=True)
+        sys.exit(2)
+    if config.unisolated:
+        click.echo(UNISOLATED_WARNING, err=True)
+    store = _store(config.state_dir)
+    lock = open(config.state_dir / "service.lock", "w")  # held (and locked) for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _fail(str(config.state_dir), "another service is running on this state folder")
+    try:
+        ensure_shakespeare_bytes(config.dataset_dir, repo_root() / "data" / "cache",
+                                 log=lambda line: click.echo(line, err=True))
+    except Exception as problem:  # the dataset is needed before anything can be scored
+        _fail(str(config.dataset_dir), f"cannot prepare the dataset: {problem}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    engine = Engine(config, store)
+    app = create_app(config, store, engine)
+    click.echo(f"run service: http://{host}:{port}/ (API: /docs); state {config.state_dir}; training budget "
+               f"{config.time_budget_s:g} s; pid {os.getpid()}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@group.group(name="token")
+def token() -> None:
+    """Manage bearer tokens (stored hashed in the state folder's database)."""
+
+
+@token.command(name="create")
+@click.argument("name")
+@click.pass_context
+def token_create(ctx: click.Context, name: str) -> None:
+    """Create a token for NAME and print it (once: only its sha256 is kept)."""
+    if not name.strip() or len(name) > 64:
+        _fail("NAME", "must be 1 to 64 characters")
+    try:
+        click.echo(_store(ctx.obj["state_dir"]).create_token(name))
+    except ValueError as problem:
+        _fail("NAME", str(problem))
+
+
+@token.command(name="list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List token names (never the tokens)."""
+    for row in _store(ctx.obj["state_dir"]).list_tokens():
+        click.echo(f"{row['name']}\t{'revoked' if row['revoked_at'] else 'active'}")
+
+
+@token.command(name="revoke")
+@click.argument("name")
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke NAME's token: its requests get 401 from now on (its runs are kept)."""
+    if not _store(ctx.obj["state_dir"]).revoke_token(name):
+        _fail("NAME", f"no active token named {name!r}")
+    click.echo(f"revoked {name}")

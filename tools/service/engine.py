@@ -1,0 +1,125 @@
+"""The queue: submissions (budget, idempotency, numbering, all in one transaction), worker threads that run them one
+at a time each, and recovery after a restart.
+
+A run's worker is a thread of the service process, and its sandboxed child dies with the process
+(bubblewrap's --die-with-parent). So after a restart, a run still marked `running` lost its worker: it is failed
+with that reason. Queued runs are kept and start in order. A worker that raises fails its run with the error
+instead of dying silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tools.service import budget as budgets
+from tools.service.budget import BudgetState, Usage
+from tools.service.config import ServiceConfig
+from tools.service.outcome import FAILED
+from tools.service.runner import RunJob, RunResult
+from tools.service.store import Run, Store, Submitted
+
+LOG = logging.getLogger("pg.service")
+INTERRUPTED = ("the service stopped while this run was running and its worker died with it; nothing was scored "
+               "(submit it again)")
+
+Executor = Callable[[RunJob], RunResult]
+
+
+class OverBudget(Exception):
+    def __init__(self, state: BudgetState):
+        super().__init__(state.message)
+        self.state = state
+
+
+class SandboxExecutor:
+    """The real executor: each job through tools.service.runner.execute_run with the dataset loaded once."""
+
+    def __init__(self, config: ServiceConfig):
+        from tools.service.dataset import train_dir, val_bytes
+        from tools.service.evaluation import eval_layout
+
+        self.config = config
+        self.layout = eval_layout(val_bytes(config.dataset_dir))
+        self.train_dir = train_dir(config.dataset_dir)
+
+    def __call__(self, job: RunJob) -> RunResult:
+        from tools.service.runner import execute_run
+
+        return execute_run(job, self.config, self.layout, self.train_dir,
+                           progress=lambda line: LOG.info("%s %s: %s", job.owner, job.label, line))
+
+
+class Engine:
+    def __init__(self, config: ServiceConfig, store: Store, execute: Executor | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.config, self.store, self.clock = config, store, clock
+        self.execute = execute
+        self._stop = threading.Event()
+        self._work = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.running: dict[int, str] = {}  # run id -> worker name, for the status page
+
+    def start(self) -> list[Run]:
+        """Fail the runs a previous process left running, then start the workers. Returns the failed runs."""
+        lost = self.store.fail_interrupted(INTERRUPTED)
+        if self.execute is None:
+            self.execute = SandboxExecutor(self.config)
+        for index in range(self.config.workers):
+            thread = threading.Thread(target=self._worker, name=f"worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._work.set()
+        return lost
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._work.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def submit(self, owner: str, code: str, name: str | None, idempotency_key: str | None) -> Submitted:
+        """Queue a run (or return the one this idempotency key made). OverBudget / store.Conflict refuse it."""
+        def admit(usage: list[Usage]) -> None:
+            state = budgets.check(usage, self.clock(), self.config.budget, self.config.run_limit_s)
+            if not state.ok:
+                raise OverBudget(state)
+
+        submitted = self.store.submit(owner, code, name, idempotency_key, self.config.run_limit_s, admit)
+        if submitted.created:
+            self._work.set()
+        return submitted
+
+    def budget(self, owner: str) -> dict:
+        return budgets.summary(self.store.usage(owner), self.clock(), self.config.budget, self.config.run_limit_s)
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            run = self.store.claim_next()
+            if run is None:
+                self._work.wait(1.0)
+                self._work.clear()
+                continue
+            self._work.set()  # there may be more for the other workers
+            self.running[run.id] = threading.current_thread().name
+            try:
+                result = self.execute(RunJob(run.id, run.label, run.owner, run.code))
+            except Exception as problem:  # the run must not stay "running" forever
+                LOG.exception("run %s of %s: the worker failed", run.label, run.owner)
+                self.store.finish(run.id, FAILED, f"the worker died: {type(problem).__name__}: {problem}", None, None)
+            else:
+                self.store.finish(run.id, result.status, result.reason, result.val_bpb, result.to_dict())
+            finally:
+                self.running.pop(run.id, None)
+
+
+def state_dir_ready(path: Path) -> Path:
+    """The state folder, with a .gitignore of its own: nothing in it is ever committed, wherever it is."""
+    path.mkdir(parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# the run service's state (tools/service): never committed\n*\n")
+    return path

@@ -1,0 +1,67 @@
+"""The status page at `/` (pure HTML from the store's rows): the queue, recent runs with their scores, and each
+participant's best. Everything shown is escaped; code and output are never shown here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Mapping, Sequence
+
+from tools.service.config import ServiceConfig
+from tools.service.outcome import SUCCEEDED
+from tools.service.store import Run
+
+STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:2em}"
+         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
+         ".succeeded{color:#070}.failed,.timed_out{color:#a00}.running{color:#05a}.flag{color:#a60}")
+
+
+def _when(epoch: float | None) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch else ""
+
+
+def _bpb(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else ""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+    if not rows:
+        return f"<p>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: ServiceConfig,
+                       running: Mapping[int, str]) -> str:
+    e = html.escape
+    queued = [[str(i), e(r.owner), e(r.label), e(r.name or ""), _when(r.created_at)]
+              for i, r in enumerate(queue, start=1)]
+    runs = []
+    for r in recent:
+        reported = (r.result or {}).get("reported_val_bpb")
+        flag = " <span class='flag'>(differs)</span>" if (r.result or {}).get("reported_mismatch") else ""
+        runs.append([e(r.owner), e(r.label), e(r.name or ""), f"<span class='{e(r.status)}'>{e(r.status)}</span>",
+                     _bpb(r.val_bpb), _bpb(reported) + flag, e((r.reason or "")[:160]), _when(r.created_at)])
+    best: dict[str, Run] = {}
+    for r in recent:
+        if r.status == SUCCEEDED and r.val_bpb is not None and (r.owner not in best or r.val_bpb < best[r.owner].val_bpb):
+            best[r.owner] = r
+    leaders = [[str(i), e(r.owner), _bpb(r.val_bpb), e(r.label), e(r.name or "")]
+               for i, r in enumerate(sorted(best.values(), key=lambda r: r.val_bpb), start=1)]
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='20'>"
+        f"<title>run service</title><style>{STYLE}</style></head><body>"
+        "<h1>Parameter golf run service</h1>"
+        f"<p>{config.workers} worker(s); {len(running)} running; {len(queue)} queued. Training budget "
+        f"{config.time_budget_s:g} s per run; val_bpb is computed by the service (the code's own number is shown "
+        "as reported). API: <a href='/docs'>/docs</a>.</p>"
+        "<h2>Best per participant</h2>"
+        + _table(["#", "participant", "val_bpb", "run", "name"], leaders, "No scored runs yet.")
+        + "<h2>Queue</h2>"
+        + _table(["position", "participant", "run", "name", "submitted (UTC)"], queued, "The queue is empty.")
+        + "<h2>Recent runs</h2>"
+        + _table(["participant", "run", "name", "status", "val_bpb", "reported", "reason", "submitted (UTC)"], runs,
+                 "No runs yet.")
+        + "</body></html>"
+    )
