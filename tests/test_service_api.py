@@ -41,13 +41,13 @@ class Executor:
                          isolation="bubblewrap")
 
 
-def make(tmp_path, executor=None, **overrides):
+def make(tmp_path, executor=None, track=None, **overrides):
     values = dict(state_dir=tmp_path / "state", dataset_dir=tmp_path / "unused", time_budget_s=60.0, grace_s=10.0,
                   eval_allowance_s=50.0, budget=Budget(runs=50, hours=3.0))
     values.update(overrides)
     config = ServiceConfig(**values)
     store = Store(config.database)
-    engine = Engine(config, store, executor or Executor())
+    engine = Engine(config, store, executor or Executor(), track=track)
     return config, store, engine
 
 

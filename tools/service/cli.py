@@ -50,10 +50,13 @@ def _store(state_dir: Path):
               help="A byte dataset folder [default: <state-dir>/data/shakespeare_bytes, built on first start].")
 @click.option("--unisolated", is_flag=True,
               help="Run submissions WITHOUT the sandbox (where bubblewrap cannot run): they can read everything.")
+@click.option("--no-track", is_flag=True,
+              help="Do not log runs to MLflow (default: one MLflow run per service run, experiment service-<name>, "
+                   "in $MLFLOW_TRACKING_URI or the repository's mlflow.db).")
 @click.pass_context
 def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: int, budget_hours: float,
           budget_window_hours: float, time_budget: float | None, state_dir: Path | None, dataset_dir: Path | None,
-          unisolated: bool) -> None:
+          unisolated: bool, no_track: bool) -> None:
     """Run the run service: participants POST training code, the service runs and scores it (docs/SERVICE.md).
 
     \b
@@ -69,10 +72,10 @@ def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: i
         state_dir=ctx.obj["state_dir"], dataset_dir=dataset_dir or ctx.obj["state_dir"] / "data" / "shakespeare_bytes",
         time_budget_s=time_budget or default_time_budget(), workers=workers, unisolated=unisolated,
         budget=Budget(runs=budget_runs, hours=budget_hours, window_hours=budget_window_hours))
-    serve(config, host, port)
+    serve(config, host, port, track=not no_track)
 
 
-def serve(config: ServiceConfig, host: str, port: int) -> None:
+def serve(config: ServiceConfig, host: str, port: int, track: bool = True) -> None:
     import uvicorn
 
     from tools.records.paths import repo_root
@@ -99,7 +102,12 @@ def serve(config: ServiceConfig, host: str, port: int) -> None:
     except Exception as problem:  # the dataset is needed before anything can be scored
         _fail(str(config.dataset_dir), f"cannot prepare the dataset: {problem}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    engine = Engine(config, store)
+    tracker = None
+    if track:
+        from tools.service.tracking import track_run
+
+        tracker = track_run
+    engine = Engine(config, store, track=tracker)
     app = create_app(config, store, engine)
     click.echo(f"run service: http://{host}:{port}/ (API: /docs); state {config.state_dir}; training budget "
                f"{config.time_budget_s:g} s; pid {os.getpid()}", err=True)

@@ -27,6 +27,7 @@ INTERRUPTED = ("the service stopped while this run was running and its worker di
                "(submit it again)")
 
 Executor = Callable[[RunJob], RunResult]
+Tracker = Callable[[Run], object]  # logs a finished run to MLflow (tools.service.tracking.track_run)
 
 
 class OverBudget(Exception):
@@ -55,9 +56,10 @@ class SandboxExecutor:
 
 class Engine:
     def __init__(self, config: ServiceConfig, store: Store, execute: Executor | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, track: Tracker | None = None):
         self.config, self.store, self.clock = config, store, clock
         self.execute = execute
+        self.track = track
         self._stop = threading.Event()
         self._work = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -114,6 +116,19 @@ class Engine:
                 self.store.finish(run.id, result.status, result.reason, result.val_bpb, result.to_dict())
             finally:
                 self.running.pop(run.id, None)
+            self._track(run)
+
+    def _track(self, run: Run) -> None:
+        """Log the finished run to MLflow; a tracking failure is a warning, never the run's verdict."""
+        if self.track is None:
+            return
+        finished = self.store.get(run.owner, run.number)
+        try:
+            if finished is not None:
+                self.track(finished)
+        except Exception as problem:
+            LOG.warning("run %s of %s: MLflow tracking failed: %s: %s", run.label, run.owner,
+                        type(problem).__name__, problem)
 
 
 def state_dir_ready(path: Path) -> Path:

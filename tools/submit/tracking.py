@@ -125,7 +125,7 @@ def ui_hint(uri: str, experiment_id: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_mlflow():
+def quiet_mlflow():
     # Store creation logs migration chatter at INFO on stderr; the CLIs print their own one-line results.
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
@@ -138,13 +138,13 @@ def _quiet_mlflow():
             logger.setLevel(level)
 
 
-def _client(uri: str):
+def mlflow_client(uri: str):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
 
-def _experiment_id(client, name: str, uri: str) -> str:
+def ensure_experiment(client, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
@@ -364,9 +364,9 @@ def ingest(paths: Sequence[str | Path], tracking_uri: str | None = None, *, trac
     uri = resolve_tracking_uri(tracking_uri)
 
     results: list[Ingested] = []
-    with _quiet_mlflow():
-        client = _client(uri)
-        experiment_id = _experiment_id(client, training_experiment(), uri)
+    with quiet_mlflow():
+        client = mlflow_client(uri)
+        experiment_id = ensure_experiment(client, training_experiment(), uri)
         for item in items:
             run = _find_run(client, experiment_id, item)
             if run is not None:
@@ -399,8 +399,8 @@ def fetch_logs(run_ids: Sequence[str], dest: Path, tracking_uri: str | None = No
     the run's log_sha256 tag.
     """
     uri = resolve_tracking_uri(tracking_uri)
-    with _quiet_mlflow():
-        client = _client(uri)
+    with quiet_mlflow():
+        client = mlflow_client(uri)
         paths: list[Path] = []
         for run_id in run_ids:
             try:
@@ -462,9 +462,9 @@ def log_verdict(
     if track_id:
         params["track"] = track_id
     params.update({_safe_key(f"check.{c.id}"): c.status for c in report.checks})
-    with _quiet_mlflow():
-        client = _client(uri)
-        experiment_id = _experiment_id(client, VERDICTS_EXPERIMENT, uri)
+    with quiet_mlflow():
+        client = mlflow_client(uri)
+        experiment_id = ensure_experiment(client, VERDICTS_EXPERIMENT, uri)
         run = client.create_run(experiment_id, run_name=f"{Path(record).name} {verdict}")
         now_ms = int(time.time() * 1000)
         _log_batch(
