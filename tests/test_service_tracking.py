@@ -26,17 +26,22 @@ def finished_run(store, engine, owner="alice", code="import prepare\nprint('hi')
     raise AssertionError("the run did not finish")
 
 
+def run_once(tmp_path, owner, executor=None, track=None):
+    """One submission through a started engine; the finished run."""
+    config, store, engine = make(tmp_path, executor, track=track)
+    store.create_token(owner)
+    engine.start()
+    try:
+        return finished_run(store, engine, owner=owner)
+    finally:
+        engine.stop()
+
+
 def test_a_finished_run_is_one_mlflow_run_with_the_services_score(tmp_path):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    config, store, engine = make(tmp_path, track=lambda run: track_run(run, uri))
-    store.create_token("alice")
-    engine.start()
-    try:
-        run = finished_run(store, engine)
-    finally:
-        engine.stop()
+    run = run_once(tmp_path, "alice", track=lambda run: track_run(run, uri))
     assert run.status == SUCCEEDED
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(experiment_name("alice"))
@@ -63,13 +68,7 @@ def test_a_failed_run_is_a_failed_mlflow_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     executor = Executor()
     executor.fail_with = RuntimeError("boom")
-    config, store, engine = make(tmp_path, executor, track=lambda run: track_run(run, uri))
-    store.create_token("bob")
-    engine.start()
-    try:
-        run = finished_run(store, engine, owner="bob")
-    finally:
-        engine.stop()
+    run = run_once(tmp_path, "bob", executor, track=lambda run: track_run(run, uri))
     assert run.status == "failed"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(experiment_name("bob"))
@@ -81,12 +80,6 @@ def test_a_tracking_failure_leaves_the_run_and_its_verdict_alone(tmp_path, caplo
     def broken(run):
         raise ConnectionError("tracking server unreachable")
 
-    config, store, engine = make(tmp_path, track=broken)
-    store.create_token("alice")
-    engine.start()
-    try:
-        run = finished_run(store, engine)
-    finally:
-        engine.stop()
+    run = run_once(tmp_path, "alice", track=broken)
     assert run.status == SUCCEEDED and run.val_bpb == pytest.approx(1.0)
     assert "MLflow tracking failed: ConnectionError" in caplog.text

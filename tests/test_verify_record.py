@@ -528,3 +528,41 @@ def test_on_our_tracks_a_claim_cannot_pick_a_better_final_line(root):
     assert report.get("claims_match_logs").status == "fail"
     assert "seed 42: val_bpb 1.0" in report.get("claims_match_logs").message
     assert 1.0 not in [value for value in (report.stats.get("mean"),)]
+
+
+# -- hardware ----------------------------------------------------------------------------------------------------
+
+CPU_LINE = 'hardware: device:cpu cpu_model:"Synthetic CPU" cpu_cores:2 world_size:1'
+
+
+def with_hardware_line(folder, seed, line):
+    log = folder / f"train_seed{seed}.log"
+    text = log.read_text()
+    assert CPU_LINE in text
+    log.write_text(text.replace(CPU_LINE, line) if line else text.replace(CPU_LINE + "\n", ""))
+
+
+@pytest.mark.parametrize("line,fragment", [
+    ('hardware: device:cuda gpu_model:"NVIDIA H100 80GB HBM3" gpu_count:1 world_size:1', "ran on cuda"),
+    ('hardware: device:cpu cpu_model:"Synthetic CPU" cpu_cores:2 world_size:2', "world_size 2"),
+    ("", "no hardware line"),
+])
+def test_a_log_from_another_machine_or_process_count_fails_hardware(root, line, fragment):
+    folder = make_record(root)
+    with_hardware_line(folder, 1337, line)
+    only_fails(verify(root, folder), "hardware", "train_seed1337.log", fragment)
+
+
+def test_the_right_machine_passes_hardware():
+    from tools.verify.checks.hardware import expected_machine
+
+    assert expected_machine("2 CPU cores") == ("cpu", None)
+    assert expected_machine("8xH100 SXM") == ("cuda", "H100")
+    assert expected_machine("any") == (None, None)
+
+
+def test_a_gpu_track_log_from_another_gpu_model_fails_hardware(root):
+    folder = make_record(root, track="track_10min_16mb", name="2026-01-15_gpu")
+    with_hardware_line(folder, 42, 'hardware: device:cuda gpu_model:"NVIDIA A100-SXM4-80GB" gpu_count:8 world_size:8')
+    check = verify(root, folder).get("hardware")
+    assert check.status == "fail" and "GPU 'NVIDIA A100-SXM4-80GB'" in check.message, check.message

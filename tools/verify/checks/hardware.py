@@ -12,7 +12,7 @@ import re
 
 from tools.verify.checks.common import RecordContext, first_and_count, result
 
-_GPU_MODEL = re.compile(r"\b([A-Z]\d{2,4}[A-Z]?)\b")  # H100, A100, L40S, B200 ...
+_GPU_MODEL = re.compile(r"([A-Z]\d{2,4}[A-Z]?)\b")  # no leading \b: "8xH100"  # H100, A100, L40S, B200 ...
 
 
 def expected_machine(hardware: str) -> tuple[str | None, str | None]:
