@@ -1,6 +1,7 @@
 # The README's two commands: `make demo` (the main job on the embedded Shakespeare default) and `make test`.
 # Both create or reuse the local virtual environment .venv and install what they need themselves (`make test` also
-# installs bubblewrap, the sandbox record code runs in: `make sandbox`).
+# installs bubblewrap, the sandbox record code runs in, and redis-server, the broker of the run service's workers:
+# `make sandbox`).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url $
 DEMO_SECONDS ?= 180
 DEMO_SEEDS ?= 42 1337 2025
 
-.PHONY: demo test lint venv bench clean-venv sandbox
+.PHONY: demo test lint venv bench clean-venv sandbox redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +52,19 @@ sandbox:
 	  $$sudo apparmor_parser -r $(BWRAP_PROFILE); \
 	fi
 
-test: $(VENV)/.installed sandbox
+# The run service's multi-worker mode goes through Celery with a Redis broker (tools/service/cluster.py); its tests
+# start their own redis-server on a loopback port. Installs Debian's when missing.
+redis: SHELL := /bin/bash
+redis: .SHELLFLAGS := -euo pipefail -c
+redis:
+	@sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	if ! command -v redis-server >/dev/null; then \
+	  echo "installing redis-server (the broker of the run service's workers)"; \
+	  $$sudo apt-get update -qq >/dev/null; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	fi
+
+test: $(VENV)/.installed sandbox redis
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

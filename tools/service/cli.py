@@ -53,16 +53,26 @@ def _store(state_dir: Path):
 @click.option("--no-track", is_flag=True,
               help="Do not log runs to MLflow (default: one MLflow run per service run, experiment service-<name>, "
                    "in $MLFLOW_TRACKING_URI or the repository's mlflow.db).")
+@click.option("--broker", metavar="URL", default=None,
+              help="Run on Celery workers through this Redis broker (e.g. redis://127.0.0.1:6379/0) instead of "
+                   "this process's --workers; start workers with `submit serve worker --broker URL`.")
+@click.option("--worker-timeout", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="With --broker: a running run whose worker sent no heartbeat for this many seconds is failed.")
 @click.pass_context
 def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: int, budget_hours: float,
           budget_window_hours: float, time_budget: float | None, state_dir: Path | None, dataset_dir: Path | None,
-          unisolated: bool, no_track: bool) -> None:
+          unisolated: bool, no_track: bool, broker: str | None, worker_timeout: float) -> None:
     """Run the run service: participants POST training code, the service runs and scores it (docs/SERVICE.md).
 
     \b
     Examples:
       submit serve token create alice          # prints alice's token once; only its hash is stored
       submit serve --port 8000 --workers 1     # then open http://127.0.0.1:8000/ (status) and /docs (API)
+
+    \b
+    On several machines (Celery workers through a Redis broker):
+      submit serve --broker redis://10.0.0.5:6379/0            # the head: API, database, budgets, MLflow
+      submit serve worker --broker redis://10.0.0.5:6379/0     # on each worker machine, one run at a time
     """
     ctx.ensure_object(dict)
     ctx.obj["state_dir"] = state_dir or default_state_dir()
@@ -72,16 +82,21 @@ def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: i
         state_dir=ctx.obj["state_dir"], dataset_dir=dataset_dir or ctx.obj["state_dir"] / "data" / "shakespeare_bytes",
         time_budget_s=time_budget or default_time_budget(), workers=workers, unisolated=unisolated,
         budget=Budget(runs=budget_runs, hours=budget_hours, window_hours=budget_window_hours))
-    serve(config, host, port, track=not no_track)
+    serve(config, host, port, track=not no_track, broker=broker, worker_timeout_s=worker_timeout)
 
 
-def serve(config: ServiceConfig, host: str, port: int, track: bool = True) -> None:
-    import uvicorn
-
+def _prepare_dataset(config: ServiceConfig) -> None:
     from tools.records.paths import repo_root
-    from tools.service.api import create_app
     from tools.service.dataset import ensure_shakespeare_bytes
-    from tools.service.engine import Engine
+
+    try:
+        ensure_shakespeare_bytes(config.dataset_dir, repo_root() / "data" / "cache",
+                                 log=lambda line: click.echo(line, err=True))
+    except Exception as problem:  # the dataset is needed before anything can be scored
+        _fail(str(config.dataset_dir), f"cannot prepare the dataset: {problem}")
+
+
+def _refuse_without_sandbox(config: ServiceConfig) -> None:
     from tools.verify.sandbox import UNISOLATED_WARNING, cli_refusal
 
     refusal = cli_refusal(config.unisolated)
@@ -90,28 +105,95 @@ def serve(config: ServiceConfig, host: str, port: int, track: bool = True) -> No
         sys.exit(2)
     if config.unisolated:
         click.echo(UNISOLATED_WARNING, err=True)
+
+
+def serve(config: ServiceConfig, host: str, port: int, track: bool = True, broker: str | None = None,
+          worker_timeout_s: float = 60.0) -> None:
+    import uvicorn
+
+    from tools.service.api import create_app
+    from tools.service.engine import Engine
+
+    if broker is None:  # the head of a cluster runs nothing itself
+        _refuse_without_sandbox(config)
     store = _store(config.state_dir)
     lock = open(config.state_dir / "service.lock", "w")  # held (and locked) for the life of the process
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         _fail(str(config.state_dir), "another service is running on this state folder")
-    try:
-        ensure_shakespeare_bytes(config.dataset_dir, repo_root() / "data" / "cache",
-                                 log=lambda line: click.echo(line, err=True))
-    except Exception as problem:  # the dataset is needed before anything can be scored
-        _fail(str(config.dataset_dir), f"cannot prepare the dataset: {problem}")
+    _prepare_dataset(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tracker = None
     if track:
         from tools.service.tracking import track_run
 
         tracker = track_run
-    engine = Engine(config, store, track=tracker)
+    if broker is None:
+        engine = Engine(config, store, track=tracker)
+        where = f"{config.workers} local worker(s)"
+    else:
+        from tools.service.cluster import ClusterEngine
+
+        engine = ClusterEngine(config, store, broker, track=tracker, stale_after_s=worker_timeout_s)
+        where = f"Celery workers via {_redacted(broker)}"
     app = create_app(config, store, engine)
     click.echo(f"run service: http://{host}:{port}/ (API: /docs); state {config.state_dir}; training budget "
-               f"{config.time_budget_s:g} s; pid {os.getpid()}", err=True)
+               f"{config.time_budget_s:g} s; {where}; pid {os.getpid()}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _redacted(url: str) -> str:
+    """The broker URL without its password, for logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@group.command(name="worker")
+@click.option("--broker", metavar="URL", required=True, help="The head's Redis broker, e.g. redis://HOST:6379/0.")
+@click.option("--name", default=None, help="This worker's name in runs and on the status page [default: "
+                                           "pg-worker-<hostname>].")
+@click.option("--dataset-dir", type=PATH, default=None,
+              help="This machine's byte dataset [default: <state-dir>/data/shakespeare_bytes, built on first start]; "
+                   "it must equal the head's (checked by sha256 for every run).")
+@click.option("--heartbeat", "heartbeat_s", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between the heartbeats a running run sends the head.")
+@click.option("--unisolated", is_flag=True, help="Run submissions WITHOUT the sandbox (loud; only where bubblewrap "
+                                                 "cannot run).")
+@click.pass_context
+def worker(ctx: click.Context, broker: str, name: str | None, dataset_dir: Path | None, heartbeat_s: float,
+           unisolated: bool) -> None:
+    """Run submissions sent by a head (`submit serve --broker URL`) on this machine, one at a time, until stopped.
+
+    The worker runs and scores each run in the sandbox exactly as the one-machine service does; its run folders
+    live under --state-dir (the group option, e.g. `submit serve --state-dir DIR worker ...`).
+    """
+    from tools.service.cluster import (
+        WorkerContext,
+        dataset_fingerprint,
+        default_worker_name,
+        make_app,
+        run_worker,
+        sandbox_executor,
+    )
+    from tools.service.engine import state_dir_ready
+
+    state_dir = state_dir_ready(ctx.obj["state_dir"])
+    config = ServiceConfig(state_dir=state_dir, dataset_dir=dataset_dir or state_dir / "data" / "shakespeare_bytes",
+                           unisolated=unisolated)
+    _refuse_without_sandbox(config)
+    _prepare_dataset(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    context = WorkerContext(config, name or default_worker_name(), heartbeat_s, dataset_fingerprint(config.dataset_dir),
+                            sandbox_executor(config))
+    click.echo(f"run service worker {context.name}: broker {_redacted(broker)}; state {state_dir}; pid {os.getpid()}",
+               err=True)
+    run_worker(make_app(broker), context)
 
 
 @group.group(name="token")

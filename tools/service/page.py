@@ -1,5 +1,6 @@
-"""The status page at `/` (pure HTML from the store's rows): the queue, recent runs with their scores, and each
-participant's best. Everything shown is escaped; code and output are never shown here."""
+"""The status page at `/` (pure HTML from the store's rows): the queue, recent runs with their scores, each
+participant's best, and a plot of val_bpb over each participant's runs (inline SVG from tools/service/plot_svg.py;
+no script, nothing fetched). Everything shown is escaped; code and output are never shown here."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import html
 from collections.abc import Mapping, Sequence
 
 from tools.service.config import ServiceConfig
-from tools.service.outcome import SUCCEEDED
+from tools.service.outcome import FINISHED, SUCCEEDED
+from tools.service.plot_svg import Point, series_svg
 from tools.service.store import Run
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:2em}"
-         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
-         ".succeeded{color:#070}.failed,.timed_out{color:#a00}.running{color:#05a}.flag{color:#a60}")
+         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;white-space:nowrap}th{background:#f3f3f3}"
+         ".reason{white-space:normal}"
+         ".succeeded{color:#070}.failed,.timed_out{color:#a00}.running{color:#05a}.flag{color:#a60}"
+         ".note{color:#666;font-size:.9em}svg.plot{display:block;margin-bottom:.5em}")
 
 
 def _when(epoch: float | None) -> str:
@@ -32,6 +36,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) ->
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def plot_series(runs: Sequence[Run]) -> dict[str, list[Point]]:
+    """Participant -> (run number, the service's val_bpb, or None when the run finished without one), participants
+    by name (so their colours stay put between refreshes); queued and running runs are left out."""
+    series: dict[str, list[Point]] = {}
+    for r in sorted(runs, key=lambda r: (r.owner, r.number)):
+        if r.status in FINISHED:
+            series.setdefault(r.owner, []).append((r.number, r.val_bpb if r.status == SUCCEEDED else None))
+    return dict(sorted(series.items()))
+
+
 def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: ServiceConfig,
                        running: Mapping[int, str]) -> str:
     e = html.escape
@@ -42,7 +56,8 @@ def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: Serv
         reported = (r.result or {}).get("reported_val_bpb")
         flag = " <span class='flag'>(differs)</span>" if (r.result or {}).get("reported_mismatch") else ""
         runs.append([e(r.owner), e(r.label), e(r.name or ""), f"<span class='{e(r.status)}'>{e(r.status)}</span>",
-                     _bpb(r.val_bpb), _bpb(reported) + flag, e((r.reason or "")[:160]), _when(r.created_at)])
+                     _bpb(r.val_bpb), _bpb(reported) + flag,
+                     f"<span class='reason'>{e((r.reason or '')[:160])}</span>", _when(r.created_at)])
     best: dict[str, Run] = {}
     for r in recent:
         if r.status == SUCCEEDED and r.val_bpb is not None and (r.owner not in best or r.val_bpb < best[r.owner].val_bpb):
@@ -58,6 +73,10 @@ def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: Serv
         "as reported). API: <a href='/docs'>/docs</a>.</p>"
         "<h2>Best per participant</h2>"
         + _table(["#", "participant", "val_bpb", "run", "name"], leaders, "No scored runs yet.")
+        + "<h2>val_bpb over runs</h2>"
+        + series_svg(plot_series(recent))
+        + f"<p class='note'>Finished runs among the {len(recent)} most recent; a line per participant through its "
+        "scored runs; hover a point for its run.</p>"
         + "<h2>Queue</h2>"
         + _table(["position", "participant", "run", "name", "submitted (UTC)"], queued, "The queue is empty.")
         + "<h2>Recent runs</h2>"

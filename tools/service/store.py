@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS runs (
     UNIQUE (owner, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -204,6 +208,29 @@ class Store:
                 return None
             db.execute("UPDATE runs SET status = ?, started_at = ? WHERE id = ?", (RUNNING, self.clock(), row["id"]))
             return _row_to_run(db.execute("SELECT * FROM runs WHERE id = ?", (row["id"],)).fetchone())
+
+    def active(self) -> list[Run]:
+        """Queued and running runs, oldest first (what the cluster engine follows)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status IN (?, ?) ORDER BY id", (QUEUED, RUNNING)).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def mark_running(self, run_id: int) -> bool:
+        """A queued run a worker has started: running from now. False if it was not queued."""
+        with self._connect(immediate=True) as db:
+            return db.execute("UPDATE runs SET status = ?, started_at = ? WHERE id = ? AND status = ?",
+                              (RUNNING, self.clock(), run_id, QUEUED)).rowcount == 1
+
+    def instance_id(self) -> str:
+        """A random id made once per database: it names this service's tasks in a shared broker, so two services
+        (or a database made anew) never confuse each other's runs."""
+        with self._connect(immediate=True) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()
+            if row is not None:
+                return row["value"]
+            value = secrets.token_hex(6)
+            db.execute("INSERT INTO meta (key, value) VALUES ('instance', ?)", (value,))
+            return value
 
     def finish(self, run_id: int, status: str, reason: str, val_bpb: float | None, result: dict | None) -> None:
         with self._connect(immediate=True) as db:
