@@ -353,6 +353,22 @@ def test_limits_are_applied_inside(work):
     assert nproc == 100 if os.geteuid() == 0 else nproc >= 100
 
 
+def test_a_niceness_lowers_the_childs_priority_and_only_lowers_it(work):
+    argv = script(work, """
+        import os
+        print(os.nice(0))
+        try:
+            os.nice(-5)
+            print("raised")
+        except PermissionError:
+            print("refused")
+    """)
+    here = os.nice(0)
+    lines = run_sandboxed(argv, cwd=work, timeout_s=30, limits=Limits(niceness=10)).output_tail.splitlines()
+    assert lines == [str(min(19, here + 10)), "refused"]
+    assert run_sandboxed(argv, cwd=work, timeout_s=30).output_tail.splitlines()[0] == str(here)
+
+
 # --- the command line bubblewrap gets ---------------------------------------------------------------------------
 
 
@@ -417,7 +433,7 @@ def test_unisolated_runs_without_the_sandbox_and_says_so(work, monkeypatch):
 def test_ci_and_the_workflows_that_run_record_code_install_the_sandbox():
     repo = Path(__file__).resolve().parent.parent
     makefile = (repo / "Makefile").read_text()
-    assert "\ntest: $(VENV)/.installed sandbox\n" in makefile and "apt-get install -y -qq bubblewrap" in makefile
+    assert "\ntest: $(VENV)/.installed sandbox " in makefile and "apt-get install -y -qq bubblewrap" in makefile
     assert "make test" in (repo / ".ci" / "run").read_text()
     for workflow in ("ci.yml", "pr-verify.yml", "reproduce.yml"):
         assert "make sandbox" in (repo / ".github" / "workflows" / workflow).read_text(), workflow

@@ -349,3 +349,9 @@ def test_a_submission_is_kept_queued_while_the_broker_is_away_and_sent_when_it_i
         workers.stop()
         server.terminate()
         server.wait(10)
+
+
+def test_make_test_installs_the_broker_these_tests_start():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\ntest: $(VENV)/.installed sandbox redis\n" in makefile
+    assert "apt-get install -y -qq redis-server" in makefile

@@ -159,3 +159,26 @@ def test_runs_left_running_by_a_dead_service_fail_with_the_reason(tmp_path):
     assert reopened.get("alice", 0).status == FAILED and reopened.get("alice", 0).reason == "worker died"
     assert reopened.get("alice", 1).status == QUEUED
     assert reopened.get("alice", 0).charged_s == 50  # a finished run is charged what it used
+
+
+def test_a_database_from_before_seeds_and_submissions_gains_their_columns_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "service.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE tokens (name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
+                             revoked_at REAL);
+        CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, number INTEGER NOT NULL,
+            name TEXT, status TEXT NOT NULL, code TEXT NOT NULL, code_sha256 TEXT NOT NULL, idempotency_key TEXT,
+            limit_s REAL NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, val_bpb REAL,
+            reason TEXT, result TEXT, UNIQUE (owner, number), UNIQUE (owner, idempotency_key));
+        INSERT INTO tokens VALUES ('alice', 'x', 1.0, NULL);
+        INSERT INTO runs (owner, number, status, code, code_sha256, limit_s, created_at, val_bpb)
+            VALUES ('alice', 0, 'succeeded', 'print(1)', 'h', 100.0, 1.0, 1.5);
+    """)
+    db.close()
+    store = Store(path)
+    run = store.get("alice", 0)
+    assert (run.status, run.val_bpb, run.seed, run.submission_id) == (SUCCEEDED, 1.5, None, None)
+    submission, runs = store.submit_record("alice", 0, [42], {"author": "a"}, 100.0, allow)
+    assert [r.seed for r in runs] == [42] and runs[0].submission_id == submission.id
+    Store(path)  # opening again adds nothing twice

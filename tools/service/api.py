@@ -4,6 +4,8 @@
     GET  /runs/{run_id}  one of the caller's runs
     GET  /runs           all of the caller's runs
     GET  /budget         the caller's budget
+    POST /runs/{run_id}/submit  {"author": str, ...} -> 202: the run's code re-run on the record seeds, then a record
+    GET  /submissions/{submission_id}, GET /submissions   the caller's record submissions
     GET  /               the status page (queue, runs, scores)
 
 Every error is JSON with an "error" line: 401 no or unknown token, 404 no such run, 409 an Idempotency-Key reused
@@ -29,9 +31,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tools.service.config import ServiceConfig
 from tools.service.engine import Engine, OverBudget
 from tools.service.page import render_status_page
-from tools.service.store import Conflict, Run, Store
+from tools.service.store import Conflict, Run, Store, Submission
 
 RUN_ID = re.compile(r"^run-(\d{1,9})$")
+SUBMISSION_ID = re.compile(r"^sub-(\d{1,9})$")
 MAX_NAME_CHARS = 200
 MAX_KEY_CHARS = 200
 
@@ -39,6 +42,13 @@ MAX_KEY_CHARS = 200
 class RunRequest(BaseModel):
     train_code: str = Field(description="the training file: Python that imports `prepare` (docs/SERVICE.md)")
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="a label for the run")
+
+
+class RecordRequest(BaseModel):
+    author: str = Field(min_length=1, max_length=64, description="the record's author, as on the leaderboard")
+    github_id: str | None = Field(default=None, max_length=64, description="GitHub user name [default: author]")
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="the record's name")
+    blurb: str | None = Field(default=None, max_length=2000, description="what the model is, in a few sentences")
 
 
 class Accepted(BaseModel):
@@ -79,6 +89,18 @@ def run_view(run: Run, queue_position: int | None) -> dict:
         "stderr_tail": result.get("output_tail", []), "isolation": result.get("isolation"),
         "created_at": iso(run.created_at), "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
         "code_sha256": run.code_sha256, "code_bytes": len(run.code.encode("utf-8")), "time_limit_seconds": run.limit_s,
+    }
+
+
+def submission_view(submission: Submission, runs: list[Run]) -> dict:
+    """The JSON of one record submission (pure): its seed runs, then the record and the judge's verdict."""
+    return {
+        "submission_id": submission.label, "run_id": f"run-{submission.source_number}", "status": submission.status,
+        "seeds": [{"seed": run.seed, "run_id": run.label, "status": run.status, "val_bpb": _finite(run.val_bpb),
+                   "reason": run.reason} for run in runs],
+        "reason": submission.reason, "record_path": submission.record_path, "verdict": submission.verdict,
+        "author": submission.details.get("author"), "name": submission.details.get("name"),
+        "created_at": iso(submission.created_at), "finished_at": iso(submission.finished_at),
     }
 
 
@@ -161,6 +183,13 @@ def create_app(config: ServiceConfig, store: Store, engine: Engine, *, start_eng
 
     Caller = Annotated[str, Depends(caller)]
 
+    def over_budget(owner: str, over: OverBudget) -> ApiError:
+        state = over.state
+        retry = max(1, math.ceil(state.resets_at - engine.clock())) if state.resets_at else None
+        return ApiError(429, f"over budget: {state.message}", {"Retry-After": str(retry)} if retry else {},
+                        limit=state.limit, resets_at=iso(state.resets_at), retry_after_seconds=retry,
+                        budget=engine.budget(owner))
+
     @app.post("/run", status_code=202, response_model=Accepted,
               responses={401: {}, 409: {}, 413: {}, 422: {}, 429: {}})
     def submit_run(body: RunRequest, owner: Caller,
@@ -175,11 +204,7 @@ def create_app(config: ServiceConfig, store: Store, engine: Engine, *, start_eng
         except Conflict as conflict:
             raise ApiError(409, str(conflict)) from None
         except OverBudget as over:
-            state = over.state
-            retry = max(1, math.ceil(state.resets_at - engine.clock())) if state.resets_at else None
-            raise ApiError(429, f"over budget: {state.message}", {"Retry-After": str(retry)} if retry else {},
-                           limit=state.limit, resets_at=iso(state.resets_at), retry_after_seconds=retry,
-                           budget=engine.budget(owner)) from None
+            raise over_budget(owner, over) from None
         # As accepted: a new run is queued at its place even if a free worker claimed it since; a replayed
         # Idempotency-Key gets the run as it is now.
         run = submitted.run if submitted.created else store.get(owner, submitted.run.number)
@@ -199,6 +224,40 @@ def create_app(config: ServiceConfig, store: Store, engine: Engine, *, start_eng
         runs = store.runs_of(owner)
         positions = {run.id: position for position, run in enumerate(store.queue(), start=1)}
         return {"owner": owner, "runs": [run_view(run, positions.get(run.id)) for run in runs]}
+
+    @app.post("/runs/{run_id}/submit", status_code=202, responses={401: {}, 404: {}, 409: {}, 422: {}, 429: {}})
+    def submit_record(run_id: str, body: RecordRequest, owner: Caller) -> dict:
+        """Turn a succeeded run into a record: its code runs again on each of the record seeds (TORCH_SEED, through
+        the same queue and budget), then the service assembles the record folder and judges it like any record.
+        Asking again while that submission runs returns it."""
+        match = RUN_ID.match(run_id)
+        if match is None:
+            raise ApiError(404, f"no run {run_id!r} for this token (run ids are run-0, run-1, ... per token)")
+        details = {"author": body.author, "github_id": body.github_id or body.author,
+                   "name": body.name, "blurb": body.blurb}
+        try:
+            submission, runs, created = engine.submit_record(owner, int(match.group(1)), details)
+        except LookupError as missing:
+            raise ApiError(404, str(missing)) from None
+        except ValueError as not_eligible:
+            raise ApiError(409, str(not_eligible)) from None
+        except OverBudget as over:
+            raise over_budget(owner, over) from None
+        return {**submission_view(submission, runs), "created": created}
+
+    @app.get("/submissions/{submission_id}")
+    def get_submission(submission_id: str, owner: Caller) -> dict:
+        """One of the caller's record submissions: its seed runs, the record folder and the judge's verdict."""
+        match = SUBMISSION_ID.match(submission_id)
+        submission = store.submission(owner, int(match.group(1))) if match else None
+        if submission is None:
+            raise ApiError(404, f"no submission {submission_id!r} for this token (sub-0, sub-1, ... per token)")
+        return submission_view(submission, store.seed_runs(submission.id))
+
+    @app.get("/submissions")
+    def list_submissions(owner: Caller) -> dict:
+        return {"owner": owner, "submissions": [submission_view(s, store.seed_runs(s.id))
+                                                for s in store.submissions_of(owner)]}
 
     @app.get("/budget")
     def get_budget(owner: Caller) -> dict:

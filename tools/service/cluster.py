@@ -84,7 +84,7 @@ def dataset_fingerprint(dataset_dir: Path) -> str:
 def job_message(run: Run, config: ServiceConfig, fingerprint: str) -> dict:
     return {"run_id": run.id, "label": run.label, "owner": run.owner, "code": run.code,
             "time_budget_s": config.time_budget_s, "grace_s": config.grace_s,
-            "eval_allowance_s": config.eval_allowance_s, "dataset_sha256": fingerprint}
+            "eval_allowance_s": config.eval_allowance_s, "dataset_sha256": fingerprint, "seed": run.seed}
 
 
 # --- the head: what a task's state means for its run (pure) ----------------------------------------------------
@@ -146,20 +146,19 @@ class ClusterEngine(Engine):
 
     def start(self) -> list[Run]:
         """Follow the runs in flight (workers outlive the head: nothing is failed here)."""
+        self.resume_submissions()
         thread = threading.Thread(target=self._monitor, name="cluster-monitor", daemon=True)
         thread.start()
         self._threads.append(thread)
         return []
 
-    def submit(self, owner: str, code: str, name: str | None, idempotency_key: str | None):
-        submitted = super().submit(owner, code, name, idempotency_key)
-        if submitted.created:
+    def _queued(self, runs: list[Run]) -> None:
+        for run in runs:
             try:
-                self._send(submitted.run)
+                self._send(run)
             except Exception as problem:  # the broker is down: the run stays queued and the monitor retries
-                LOG.warning("run %s of %s: not sent yet (%s: %s)", submitted.run.label, owner,
-                            type(problem).__name__, problem)
-        return submitted
+                LOG.warning("run %s of %s: not sent yet (%s: %s)", run.label, run.owner, type(problem).__name__,
+                            problem)
 
     def _send(self, run: Run) -> None:
         self.app.send_task(TASK_NAME, args=[job_message(run, self.config, self.fingerprint)],
@@ -205,7 +204,7 @@ class ClusterEngine(Engine):
             self.store.finish(run.id, FAILED, step.reason, None, None)
         self.running.pop(run.id, None)
         self._seen.pop(run.id, None)
-        self._track(run)
+        self._finished(run)
 
 
 # --- the worker ------------------------------------------------------------------------------------------------
@@ -259,8 +258,9 @@ def run_job(context: WorkerContext, job: dict, beat: Callable[[dict], None]) -> 
     thread = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
     thread.start()
     try:
-        result = context.execute(RunJob(int(job["run_id"]), str(job["label"]), str(job["owner"]),
-                                        str(job["code"])), config)
+        seed = job.get("seed")
+        result = context.execute(RunJob(int(job["run_id"]), str(job["label"]), str(job["owner"]), str(job["code"]),
+                                        None if seed is None else int(seed)), config)
     finally:
         done.set()
         thread.join()

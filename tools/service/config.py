@@ -51,13 +51,20 @@ class ServiceConfig:
     eval_max_rows: int = 512  # rows per scoring call: [512, 256, 257] float32 logits = 135 MB
     call_timeout_s: float = 180.0
     unisolated: bool = False  # run without bubblewrap (loud; only where it cannot run)
+    record_seeds: tuple[int, ...] = (42, 1337, 2025)  # a record re-runs its code on these (TORCH_SEED)
+    records_dir: Path | None = None  # where records are assembled [default: <state_dir>/records]
+    # Nice +10: the API answers pollers at once while a run trains on every core (bench/bench_service.py).
     child_limits: Limits = field(default_factory=lambda: Limits(memory_bytes=8 * 1024**3, disk_bytes=2 * 1024**3,
-                                                               output_bytes=16 * 1024**2))
+                                                               output_bytes=16 * 1024**2, niceness=10))
 
     @property
     def run_limit_s(self) -> float:
         """The wall-clock limit of one run's child: training, grace, then the scoring it waits for."""
         return self.time_budget_s + self.grace_s + self.eval_allowance_s
+
+    @property
+    def record_root(self) -> Path:
+        return self.records_dir or self.state_dir / "records"
 
     @property
     def database(self) -> Path:

@@ -19,6 +19,7 @@ import shutil
 import stat
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class RunJob:
     label: str  # "run-N", numbered per token
     owner: str
     code: str
+    seed: int | None = None  # TORCH_SEED in the child's environment (a record's seed run)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunResult:
     output_tail: list[str] = field(default_factory=list)
     evaluation: dict | None = None
     isolation: str = ""
+    model_zlib_bytes: int | None = None  # the kept exported model, zlib level 9: what a record's artifact counts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -223,6 +226,8 @@ def execute_run(job: RunJob, config: ServiceConfig, layout: Layout, train_dir: P
     env = {"PG_TIME_BUDGET": f"{config.time_budget_s:g}", "PG_SERVICE_TRAIN_DIR": str(train_dir),
            "PG_SERVICE_OUT_DIR": str(run_dir / "out"), "PG_SERVICE_REPLY_DIR": str(run_dir / "reply"),
            "CUDA_VISIBLE_DEVICES": ""}
+    if job.seed is not None:
+        env["TORCH_SEED"] = str(job.seed)
     capture = Capture()
     started = time.monotonic()
     evaluator = Evaluator(config, layout, run_dir, started, progress)
@@ -248,12 +253,24 @@ def execute_run(job: RunJob, config: ServiceConfig, layout: Layout, train_dir: P
         flags=list(decision.flags), steps=_int(reported_number(capture.reported, "total_steps")),
         training_s=evaluator.training_s, reported_training_s=reported_number(capture.reported, "training_time_secs"),
         eval_s=evaluation.wall_s if evaluation is not None else None, wall_s=sandboxed.wall_s, output_tail=tail,
-        evaluation=evaluation.to_dict() if evaluation is not None else None, isolation=sandboxed.isolation)
+        evaluation=evaluation.to_dict() if evaluation is not None else None, isolation=sandboxed.isolation,
+        model_zlib_bytes=compressed_size(run_dir / "model.pt2") if decision.val_bpb is not None else None)
     (run_dir / "output.txt").write_text("\n".join(tail) + "\n")
     for name in ("out", "scoring", "work"):  # the code is in the database; the model copy and output stay
         if (run_dir / name).exists():
             remove_tree(run_dir / name)
     return result
+
+
+def compressed_size(path: Path) -> int | None:
+    """Bytes of `path` compressed with zlib at level 9 (a record's artifact counts the model this way)."""
+    if not path.is_file():
+        return None
+    compressor, total = zlib.compressobj(9), 0
+    with open(path, "rb") as source:
+        while chunk := source.read(1024 * 1024):
+            total += len(compressor.compress(chunk))
+    return total + len(compressor.flush())
 
 
 def _int(value: float | None) -> int | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tools.service.budget import Usage
-from tools.service.outcome import FAILED, FINISHED, QUEUED, RUNNING
+from tools.service.outcome import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED
 
 TOKEN_PREFIX = "pgs_"
 
@@ -50,6 +50,20 @@ CREATE TABLE IF NOT EXISTS runs (
     UNIQUE (owner, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
+CREATE TABLE IF NOT EXISTS submissions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL REFERENCES tokens(name),
+    number INTEGER NOT NULL,
+    source_number INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    details TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    reason TEXT,
+    record_path TEXT,
+    verdict TEXT,
+    UNIQUE (owner, number)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -78,6 +92,8 @@ class Run:
     val_bpb: float | None
     reason: str | None
     result: dict | None
+    seed: int | None = None  # TORCH_SEED for the run's child (a record's seed run), else unset
+    submission_id: int | None = None  # the record submission this run is a seed run of
 
     @property
     def label(self) -> str:
@@ -91,6 +107,38 @@ class Run:
         if self.status in FINISHED:
             return 0.0  # never started
         return self.limit_s
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A run on its way to a record: its code re-run on the track's seeds, then assembled and judged."""
+
+    id: int
+    owner: str
+    number: int
+    source_number: int
+    status: str  # running, judged, failed
+    details: dict  # author, github_id, name, blurb, seeds
+    created_at: float
+    finished_at: float | None
+    reason: str | None
+    record_path: str | None
+    verdict: dict | None
+
+    @property
+    def label(self) -> str:
+        return f"sub-{self.number}"
+
+
+def _row_to_submission(row: sqlite3.Row) -> Submission:
+    values = dict(row)
+    values["details"] = json.loads(values["details"])
+    values["verdict"] = json.loads(values["verdict"]) if values["verdict"] else None
+    return Submission(**values)
+
+
+# Columns added after the first release: (table, column, declaration), added to older databases on open.
+_ADDED_COLUMNS = (("runs", "seed", "INTEGER"), ("runs", "submission_id", "INTEGER REFERENCES submissions(id)"))
 
 
 class Submitted(NamedTuple):
@@ -118,6 +166,10 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (API threads beside workers)
             db.executescript(SCHEMA)
+            for table, column, declaration in _ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         finally:
             db.close()
 
@@ -191,6 +243,75 @@ class Store:
                 (owner, number, name, QUEUED, code, code_sha256, idempotency_key, limit_s, self.clock()))
             row = db.execute("SELECT * FROM runs WHERE id = ?", (cursor.lastrowid,)).fetchone()
             return Submitted(_row_to_run(row), True, self._position(db, cursor.lastrowid))
+
+    def submit_record(self, owner: str, source_number: int, seeds: list[int], details: dict, limit_s: float,
+                      admit: Callable[[list[Usage]], None]) -> tuple[Submission, list[Run]]:
+        """A submission of run `source_number` (which must have succeeded: LookupError / ValueError otherwise) and
+        one queued seed run per seed, all in one transaction; `admit(usage)` is asked before each seed run, so the
+        budget holds for all of them or none is queued."""
+        with self._connect(immediate=True) as db:
+            row = db.execute("SELECT * FROM runs WHERE owner = ? AND number = ?", (owner, source_number)).fetchone()
+            if row is None:
+                raise LookupError(f"no run run-{source_number} for this token")
+            source = _row_to_run(row)
+            if source.status != SUCCEEDED:
+                raise ValueError(f"run-{source_number} is {source.status}: only a succeeded run can become a record")
+            now = self.clock()
+            number = db.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM submissions WHERE owner = ?",
+                                (owner,)).fetchone()[0]
+            cursor = db.execute(
+                "INSERT INTO submissions (owner, number, source_number, status, details, created_at) "
+                "VALUES (?, ?, ?, 'running', ?, ?)", (owner, number, source_number, json.dumps(details), now))
+            submission_id = cursor.lastrowid
+            runs = []
+            for seed in seeds:
+                admit(self._usage(db, owner))
+                run_number = db.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM runs WHERE owner = ?",
+                                        (owner,)).fetchone()[0]
+                inserted = db.execute(
+                    "INSERT INTO runs (owner, number, name, status, code, code_sha256, limit_s, created_at, seed, "
+                    "submission_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (owner, run_number, f"sub-{number}: run-{source_number} seed {seed}", QUEUED, source.code,
+                     source.code_sha256, limit_s, now, seed, submission_id))
+                runs.append(_row_to_run(db.execute("SELECT * FROM runs WHERE id = ?",
+                                                   (inserted.lastrowid,)).fetchone()))
+            submission = db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+            return _row_to_submission(submission), runs
+
+    def submission(self, owner: str, number: int) -> Submission | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM submissions WHERE owner = ? AND number = ?", (owner, number)).fetchone()
+        return _row_to_submission(row) if row else None
+
+    def submission_by_id(self, submission_id: int) -> Submission | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+        return _row_to_submission(row) if row else None
+
+    def submissions_of(self, owner: str) -> list[Submission]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM submissions WHERE owner = ? ORDER BY number", (owner,)).fetchall()
+        return [_row_to_submission(row) for row in rows]
+
+    def seed_runs(self, submission_id: int) -> list[Run]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE submission_id = ? ORDER BY id", (submission_id,)).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def running_submissions(self) -> list[Submission]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM submissions WHERE status = 'running' ORDER BY id").fetchall()
+        return [_row_to_submission(row) for row in rows]
+
+    def finish_submission(self, submission_id: int, status: str, reason: str, record_path: str | None,
+                          verdict: dict | None) -> bool:
+        """Close a running submission; False when another thread closed it first (it is decided once)."""
+        with self._connect(immediate=True) as db:
+            return db.execute(
+                "UPDATE submissions SET status = ?, reason = ?, record_path = ?, verdict = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'running'",
+                (status, reason, record_path, json.dumps(verdict) if verdict else None, self.clock(),
+                 submission_id)).rowcount == 1
 
     def _usage(self, db: sqlite3.Connection, owner: str) -> list[Usage]:
         rows = db.execute("SELECT * FROM runs WHERE owner = ?", (owner,)).fetchall()

@@ -25,6 +25,8 @@ class Limits:
     disk_bytes:   everything under the writable folders, measured by the judge while the child runs (killed over).
     tmp_bytes:    the size of the private tmpfs /tmp (and of /dev/shm).
     output_bytes: stdout + stderr in total (killed over); lines are cut at 4096 characters in any case.
+    niceness:     added to the child's scheduling niceness (0: as the judge). A server that runs children beside
+                  its own request handling (the run service) gives them 10, so its answers do not wait on them.
     """
 
     memory_bytes: int | None = 4 * 1024**3
@@ -34,12 +36,13 @@ class Limits:
     disk_bytes: int = 4 * 1024**3
     tmp_bytes: int = 256 * 1024**2
     output_bytes: int = 64 * 1024**2
+    niceness: int = 0
 
     def describe(self) -> str:
         memory = "not limited" if self.memory_bytes is None else f"{_size(self.memory_bytes)}/process (RLIMIT_AS)"
         return (f"memory {memory}, {self.max_processes} processes (RLIMIT_NPROC), file {_size(self.file_bytes)} "
                 f"(RLIMIT_FSIZE), writable disk {_size(self.disk_bytes)}, /tmp {_size(self.tmp_bytes)}, output "
-                f"{_size(self.output_bytes)}, no core dumps")
+                f"{_size(self.output_bytes)}, no core dumps" + (f", nice +{self.niceness}" if self.niceness else ""))
 
 
 DEFAULT_LIMITS = Limits()
@@ -82,6 +85,8 @@ def set_limits(limits: Limits, cpu_seconds: int, nproc: int) -> None:  # in the 
     cap(resource.RLIMIT_NPROC, nproc)
     if limits.memory_bytes is not None:
         cap(resource.RLIMIT_AS, limits.memory_bytes)
+    if limits.niceness > 0:  # only ever lower the priority: raising it needs privileges the child must not use
+        os.nice(limits.niceness)
 
 
 def disk_usage(folders: Sequence[str]) -> int:
