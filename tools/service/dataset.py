@@ -5,14 +5,20 @@
     <folder>/val/<work>        the validation works (read by the service only, never mounted into a sandbox)
 
 Written in a temporary sibling and renamed into place, like data/prepare.py, so a folder is complete or absent.
+
+    python -m tools.service.dataset [FOLDER]    build the Shakespeare folder (default: where `submit serve` keeps it,
+                                                <state dir>/data/shakespeare_bytes, which the harness's local mode
+                                                reads: tools/service/harness/prepare.py)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,3 +99,32 @@ def val_bytes(folder: Path) -> np.ndarray:
     if len(stream) != manifest["val_bytes"]:
         raise ValueError(f"{folder}: {len(stream)} validation bytes, manifest says {manifest['val_bytes']}")
     return stream
+
+
+def default_folder() -> Path:
+    """Where `submit serve` keeps the dataset by default (and the harness's local mode looks for it)."""
+    from tools.service.config import default_state_dir
+
+    return default_state_dir() / "data" / NAME
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.service.dataset",
+                                     description="Build the challenge's Shakespeare byte dataset folder (once).")
+    parser.add_argument("folder", nargs="?", type=Path, default=None,
+                        help="where to build it [default: <state dir>/data/shakespeare_bytes; the state dir is "
+                             "$PG_SERVICE_DIR or logs/service/]")
+    args = parser.parse_args(argv)
+    from tools.records.paths import repo_root
+
+    folder = args.folder if args.folder is not None else default_folder()
+    ensure_shakespeare_bytes(folder, repo_root() / "data" / "cache")
+    manifest = load_manifest(folder)
+    splits = [entry["split"] for entry in manifest["documents"]]
+    print(f"{folder}: {splits.count('train')} training works ({manifest['train_bytes']:,} bytes), "
+          f"{splits.count('val')} validation works ({manifest['val_bytes']:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
