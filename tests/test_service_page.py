@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from tools.service.config import ServiceConfig
 from tools.service.outcome import FAILED, QUEUED, SUCCEEDED, TIMED_OUT
@@ -113,3 +114,17 @@ def test_the_page_contains_the_plot_and_escapes_names(tmp_path):
     assert page.index("Best per participant") < page.index("<svg") < page.index("<h2>Queue")
     empty = render_status_page([], [], config, {})
     assert "<svg" in empty and "No finished runs yet." in empty
+
+
+def test_the_page_lists_record_submissions_escaped():
+    from tools.service.store import Submission
+
+    hostile = Submission(id=1, owner="<b>eve</b>", number=0, source_number=3, status="judged",
+                         details={"author": "eve"}, created_at=1_796_000_000.0, finished_at=None,
+                         reason="the judge failed 1 check(s): <script>", record_path="/x/2026-12-03_eve",
+                         verdict={"ok": False})
+    page = render_status_page([], [], ServiceConfig(state_dir=Path("/s"), dataset_dir=Path("/d")), {}, [hostile])
+    assert "<h2>Records</h2>" in page and "sub-0" in page and "run-3" in page and "2026-12-03_eve" in page
+    assert "<b>eve</b>" not in page and "<script>" not in page and "&lt;script&gt;" in page
+    empty = render_status_page([], [], ServiceConfig(state_dir=Path("/s"), dataset_dir=Path("/d")), {})
+    assert "No record submissions yet" in empty

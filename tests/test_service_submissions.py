@@ -4,18 +4,27 @@ is a stand-in here (the real one, and the judge on the folder it writes: tests/t
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 import threading
 import time
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_service_api import Executor, auth, make, wait_for
+from tests.test_service_kit import honest_code, tiny_config, tiny_dataset
+from tests.test_service_record import SEEDS, honest_runs
 from tools.service.api import create_app
 from tools.service.config import Budget
 from tools.service.engine import Engine
 from tools.service.outcome import FAILED, SUCCEEDED
 from tools.service.runner import RunJob, RunResult
 from tools.service.store import Store
+from tools.service.submission import RecordMaker, seed_run
+
+CODE = honest_code()
 
 BODY = {"author": "Alice A.", "github_id": "alice", "name": "byte GPT", "blurb": "a small byte-level GPT"}
 
@@ -152,9 +161,9 @@ def test_a_submission_whose_seeds_ended_while_the_service_was_down_is_decided_at
     store.finish(run.id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
     submission, runs = store.submit_record("alice", 0, [1, 2, 3], {"author": "a"}, config.run_limit_s,
                                            lambda usage: None)
-    for seed_run in runs:  # they ran and ended; then the service stopped before deciding
+    for pending in runs:  # they ran and ended; then the service stopped before deciding
         store.claim_next()
-        store.finish(seed_run.id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
+        store.finish(pending.id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
     maker = Maker()
     engine = Engine(config, Store(config.database), Executor(), make_record=maker)
     engine.start()
@@ -170,9 +179,9 @@ def test_two_seeds_ending_at_once_decide_the_submission_once(tmp_path):
     store.finish(store.claim_next().id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
     submission, runs = store.submit_record("alice", 0, [1, 2], {"author": "a"}, config.run_limit_s,
                                            lambda usage: None)
-    for seed_run in runs:
+    for pending in runs:
         store.claim_next()
-        store.finish(seed_run.id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
+        store.finish(pending.id, SUCCEEDED, "ok", 1.5, {"status": SUCCEEDED})
     maker = Maker()
     engine = Engine(config, Store(config.database), Executor(), make_record=maker)
     threads = [threading.Thread(target=engine._finished, args=(run,)) for run in runs]
@@ -181,3 +190,66 @@ def test_two_seeds_ending_at_once_decide_the_submission_once(tmp_path):
     for thread in threads:
         thread.join()
     assert len(maker.calls) == 1 and engine.store.submission("alice", 0).status == "judged"
+
+
+# --- the real record maker on stored runs (the assembler and judge themselves: tests/test_service_record.py) -----
+
+def stored_seed_runs(tmp_path, world, **overrides):
+    """A store with a source run and a submission whose three seed runs ended with the results a runner keeps, their
+    models where a local worker keeps them. -> (config, store, submission, runs)."""
+    _, dataset, _ = world
+    config = tiny_config(tmp_path, dataset, records_dir=tmp_path / "out")
+    store = Store(config.database)
+    store.create_token("alice")
+    store.submit("alice", CODE, "byte trigram", None, config.run_limit_s, lambda usage: None)
+    store.finish(store.claim_next().id, SUCCEEDED, "ok", 2.4, {"status": SUCCEEDED})
+    submission, runs = store.submit_record("alice", 0, list(SEEDS), {"author": "Alice A.", "github_id": "alice"},
+                                           config.run_limit_s, lambda usage: None)
+    for run, seeded in zip(runs, honest_runs(world), strict=True):
+        store.claim_next()
+        result = {**seeded.result, **overrides}
+        store.finish(run.id, SUCCEEDED, "scored by the service", result["val_bpb"], result)
+        if "worker" not in overrides:
+            (config.runs_dir / str(run.id)).mkdir(parents=True)
+            seeded.model_path.rename(config.runs_dir / str(run.id) / "model.pt2")
+    return config, store, store.submission("alice", 0), store.seed_runs(submission.id)
+
+
+@pytest.fixture
+def world(tmp_path):
+    """As tests/test_service_record.py's: the committed track table, the byte dataset named as the track's."""
+    root = Path(__file__).resolve().parents[1]
+    records = tmp_path / "records"
+    records.mkdir()
+    shutil.copyfile(root / "records" / "tracks.toml", records / "tracks.toml")
+    data = tmp_path / "data"
+    data.mkdir()
+    dataset = tiny_dataset(tmp_path / "build").rename(data / "shakespeare_bytes")
+    models = tmp_path / "models"
+    models.mkdir()
+    return records, dataset, models
+
+
+def test_the_record_maker_assembles_the_seed_runs_and_the_judge_passes_them(tmp_path, world):
+    config, _, submission, runs = stored_seed_runs(tmp_path, world)
+    status, reason, path, verdict = RecordMaker(config, today=lambda: dt.date(2026, 12, 3))(submission, runs)
+    assert (status, reason) == ("judged", "the judge passed every check that applies"), verdict
+    assert verdict["ok"] and Path(path).parent == config.record_root / "track_service_bytes"
+    assert Path(path).name.startswith("2026-12-03_") and (Path(path) / "train.py").read_text() == CODE
+    assert sorted(p.name for p in Path(path).glob("train_seed*.log")) == [
+        "train_seed1337.log", "train_seed2025.log", "train_seed42.log"]
+
+
+def test_runs_a_celery_worker_executed_count_the_model_size_it_measured(tmp_path, world):
+    config, _, submission, runs = stored_seed_runs(tmp_path, world, worker="w1")
+    assert all(seed_run(run, config).model_path is None for run in runs)
+    status, _, _, verdict = RecordMaker(config)(submission, runs)
+    assert status == "judged" and verdict["ok"]
+
+
+def test_runs_that_cannot_make_an_honest_record_fail_the_submission_with_the_reason(tmp_path, world):
+    config, _, submission, runs = stored_seed_runs(tmp_path, world)
+    (config.runs_dir / str(runs[1].id) / "model.pt2").write_bytes(b"another model")
+    status, reason, path, verdict = RecordMaker(config)(submission, runs)
+    assert status == "failed" and reason.startswith("the record was not assembled: ") and "not the model" in reason
+    assert path is None and verdict is None and not (config.record_root / "track_service_bytes").exists()

@@ -65,11 +65,19 @@ class Track:
     compressed_code: bool = False  # code may be counted in a logged self-extracting compressed form
     entry_scripts: tuple[str, ...] = ("train_gpt.py",)  # names of the record's training script, in preference order
     claim_min_decimals: int = 4  # a claimed score must be printed to at least this many decimals
+    # "record": the record's own script scores its model (contract §4), so the judge can probe, rescore, audit and
+    # re-run it. "service": the run service scored each seed's exported model itself and wrote the logs (docs/SERVICE.md);
+    # the record ships no scorer, and the judges that run record code do not apply (they say so).
+    scored_by: str = "record"
     ruleset: str = "tracks"  # the name of the table the track came from
 
     def accepts_track_name(self, name: str) -> bool:
         """The folder's id or one of the ruleset's aliases (`*` in an alias is a wildcard)."""
         return name == self.id or any(fnmatch.fnmatchcase(name, alias) for alias in self.aliases)
+
+    @property
+    def scored_by_service(self) -> bool:
+        return self.scored_by == "service"
 
     def dataset_is_variant(self, name: str) -> bool:
         """Another dataset the ruleset allows (a changed tokenizer: legal, flagged for the tokenizer audit)."""

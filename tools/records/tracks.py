@@ -27,6 +27,9 @@ from tools.records.model import RecordError, Significance, Track
 _TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # How the artifact cap counts a record's files (tools.verify.checks.budgets.counted_files says exactly which).
 ARTIFACT_COUNTS = ("every_shipped_file", "code_and_model")
+# Who scores a record's model: its own script's entry points, which the judge runs (probes, rescore, tokenizer audit,
+# reproduction: contract §4), or the run service, which scored an exported model itself (docs/SERVICE.md).
+SCORERS = ("record", "service")
 
 
 class _Invalid(Exception):
@@ -87,6 +90,7 @@ class TrackSpec(BaseModel):
     compressed_code: bool = False
     entry_scripts: list[Text] = ["train_gpt.py"]
     claim_min_decimals: Annotated[int, Field(ge=0)] = 4
+    scored_by: Literal[SCORERS] = SCORERS[0]  # type: ignore[valid-type]
 
 
 class RulesetSpec(BaseModel):

@@ -268,6 +268,7 @@ def create_app(config: ServiceConfig, store: Store, engine: Engine, *, start_eng
 
     @app.get("/", response_class=HTMLResponse)
     def status_page() -> str:
-        return render_status_page(store.queue(), store.recent(200), config, engine.running)
+        return render_status_page(store.queue(), store.recent(200), config, engine.running,
+                                  store.recent_submissions(20))
 
     return app

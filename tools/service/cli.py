@@ -53,6 +53,9 @@ def _store(state_dir: Path):
 @click.option("--no-track", is_flag=True,
               help="Do not log runs to MLflow (default: one MLflow run per service run, experiment service-<name>, "
                    "in $MLFLOW_TRACKING_URI or the repository's mlflow.db).")
+@click.option("--records-dir", type=PATH, default=None,
+              help="Where POST /runs/{id}/submit assembles record folders [default: <state-dir>/records]; the "
+                   "repository's records/ puts them where a pull request wants them.")
 @click.option("--broker", metavar="URL", default=None,
               help="Run on Celery workers through this Redis broker (e.g. redis://127.0.0.1:6379/0) instead of "
                    "this process's --workers; start workers with `submit serve worker --broker URL`.")
@@ -61,7 +64,8 @@ def _store(state_dir: Path):
 @click.pass_context
 def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: int, budget_hours: float,
           budget_window_hours: float, time_budget: float | None, state_dir: Path | None, dataset_dir: Path | None,
-          unisolated: bool, no_track: bool, broker: str | None, worker_timeout: float) -> None:
+          unisolated: bool, no_track: bool, records_dir: Path | None, broker: str | None,
+          worker_timeout: float) -> None:
     """Run the run service: participants POST training code, the service runs and scores it (docs/SERVICE.md).
 
     \b
@@ -81,6 +85,7 @@ def group(ctx: click.Context, host: str, port: int, workers: int, budget_runs: i
     config = ServiceConfig(
         state_dir=ctx.obj["state_dir"], dataset_dir=dataset_dir or ctx.obj["state_dir"] / "data" / "shakespeare_bytes",
         time_budget_s=time_budget or default_time_budget(), workers=workers, unisolated=unisolated,
+        records_dir=records_dir,
         budget=Budget(runs=budget_runs, hours=budget_hours, window_hours=budget_window_hours))
     serve(config, host, port, track=not no_track, broker=broker, worker_timeout_s=worker_timeout)
 
@@ -129,13 +134,16 @@ def serve(config: ServiceConfig, host: str, port: int, track: bool = True, broke
         from tools.service.tracking import track_run
 
         tracker = track_run
+    from tools.service.submission import RecordMaker
+
     if broker is None:
-        engine = Engine(config, store, track=tracker)
+        engine = Engine(config, store, track=tracker, make_record=RecordMaker(config))
         where = f"{config.workers} local worker(s)"
     else:
         from tools.service.cluster import ClusterEngine
 
-        engine = ClusterEngine(config, store, broker, track=tracker, stale_after_s=worker_timeout_s)
+        engine = ClusterEngine(config, store, broker, track=tracker, stale_after_s=worker_timeout_s,
+                               make_record=RecordMaker(config))
         where = f"Celery workers via {_redacted(broker)}"
     app = create_app(config, store, engine)
     click.echo(f"run service: http://{host}:{port}/ (API: /docs); state {config.state_dir}; training budget "

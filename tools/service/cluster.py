@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tools.service.config import ServiceConfig
-from tools.service.engine import Engine, Tracker
+from tools.service.engine import Engine, RecordMaker, Tracker
 from tools.service.outcome import FAILED, QUEUED, RUNNING
 from tools.service.runner import RunJob, RunResult
 from tools.service.store import Run, Store
@@ -131,8 +131,8 @@ class ClusterEngine(Engine):
 
     def __init__(self, config: ServiceConfig, store: Store, broker_url: str, *, track: Tracker | None = None,
                  clock: Callable[[], float] = time.time, stale_after_s: float = DEFAULT_STALE_AFTER_S,
-                 poll_s: float = 0.5, app=None):
-        super().__init__(config, store, execute=None, clock=clock, track=track)
+                 poll_s: float = 0.5, app=None, make_record: RecordMaker | None = None):
+        super().__init__(config, store, execute=None, clock=clock, track=track, make_record=make_record)
         self.app = app or make_app(broker_url, head=True)
         self.broker_url = broker_url
         self.stale_after_s, self.poll_s = stale_after_s, poll_s

@@ -7,11 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from tools.service.config import ServiceConfig
 from tools.service.outcome import FINISHED, SUCCEEDED
 from tools.service.plot_svg import Point, series_svg
-from tools.service.store import Run
+from tools.service.store import Run, Submission
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:2em}"
          "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;white-space:nowrap}th{background:#f3f3f3}"
@@ -46,8 +47,17 @@ def plot_series(runs: Sequence[Run]) -> dict[str, list[Point]]:
     return dict(sorted(series.items()))
 
 
+def _records_table(submissions: Sequence[Submission]) -> str:
+    e = html.escape
+    rows = [[e(s.owner), e(s.label), e(f"run-{s.source_number}"), f"<span class='{e(s.status)}'>{e(s.status)}</span>",
+             f"<span class='reason'>{e((s.reason or 'its seed runs are queued or running')[:200])}</span>",
+             e(Path(s.record_path).name if s.record_path else ""), _when(s.created_at)] for s in submissions]
+    return _table(["participant", "submission", "from", "status", "verdict", "record folder", "submitted (UTC)"],
+                  rows, "No record submissions yet (POST /runs/{run_id}/submit).")
+
+
 def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: ServiceConfig,
-                       running: Mapping[int, str]) -> str:
+                       running: Mapping[int, str], submissions: Sequence[Submission] = ()) -> str:
     e = html.escape
     queued = [[str(i), e(r.owner), e(r.label), e(r.name or ""), _when(r.created_at)]
               for i, r in enumerate(queue, start=1)]
@@ -79,6 +89,8 @@ def render_status_page(queue: Sequence[Run], recent: Sequence[Run], config: Serv
         "scored runs; hover a point for its run.</p>"
         + "<h2>Queue</h2>"
         + _table(["position", "participant", "run", "name", "submitted (UTC)"], queued, "The queue is empty.")
+        + "<h2>Records</h2>"
+        + _records_table(submissions)
         + "<h2>Recent runs</h2>"
         + _table(["participant", "run", "name", "status", "val_bpb", "reported", "reason", "submitted (UTC)"], runs,
                  "No runs yet.")

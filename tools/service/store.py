@@ -293,6 +293,11 @@ class Store:
             rows = db.execute("SELECT * FROM submissions WHERE owner = ? ORDER BY number", (owner,)).fetchall()
         return [_row_to_submission(row) for row in rows]
 
+    def recent_submissions(self, limit: int = 20) -> list[Submission]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM submissions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_row_to_submission(row) for row in rows]
+
     def seed_runs(self, submission_id: int) -> list[Run]:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM runs WHERE submission_id = ? ORDER BY id", (submission_id,)).fetchall()

@@ -34,7 +34,7 @@ def check_code_lines(ctx: RecordContext) -> CheckResult:
         return result("code_lines", "skip", f"ruleset {ctx.track.ruleset}: no line cap on a record's code "
                                             f"(it binds the repository's baseline script only)")
     if ctx.script is None:
-        return result("code_lines", "skip", f"no readable {SCRIPT_NAME} (see files)")
+        return result("code_lines", "skip", f"no readable {' or '.join(ctx.entry_patterns)} (see files)")
     name = ctx.script_name
     lines, cap = count_lines(ctx.script), ctx.track.code_line_cap
     if lines > cap:
@@ -47,9 +47,10 @@ def _missing_is_failure(ctx: RecordContext) -> bool:
 
 
 def shipped_extra_files(ctx: RecordContext) -> list[tuple[str, int]]:
-    """(relative path, bytes) of every file beyond the script, the logs, the per-seed artifacts and the docs
-    (tools.records.rules.counted_files decides which)."""
-    names = counted_files(ctx.record.files, script=SCRIPT_NAME,
+    """(relative path, bytes) of every file beyond the script (the track's entry script: train_gpt.py, or the run
+    service's train.py), the logs, the per-seed artifacts and the docs (tools.records.rules.counted_files decides
+    which)."""
+    names = counted_files(ctx.record.files, script=ctx.script_name or SCRIPT_NAME,
                           logs=[*ctx.record.logs, *getattr(ctx.record, "log_errors", {})],
                           artifacts=[path.name for path in ctx.record.artifacts.values()],
                           symlinks=getattr(ctx.record, "symlinks", ()))
@@ -69,6 +70,7 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
         return check_code_and_model_bytes(ctx)
     cap = ctx.track.artifact_cap_bytes
     script_bytes = len(ctx.script) if ctx.script is not None else None
+    script_name = ctx.script_name or SCRIPT_NAME
     extra_files = shipped_extra_files(ctx)
     extra_bytes = sum(size for _, size in extra_files)
     extra_note = f" + {', '.join(name for name, _ in extra_files)}" if extra_files else ""
@@ -97,7 +99,7 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
                 f"{item.name}: logged total {log.bytes_total:,} != model {log.model_bytes:,} + code {log.code_bytes:,}"
             )
         if log.code_bytes is not None and script_bytes is not None and log.code_bytes != script_bytes:
-            problems.append(f"{item.name}: logged code size {log.code_bytes:,} bytes != {SCRIPT_NAME}'s {script_bytes:,} bytes")
+            problems.append(f"{item.name}: logged code size {log.code_bytes:,} bytes != {script_name}'s {script_bytes:,} bytes")
 
     logged_model = {item.seed: (item.name, item.log.model_bytes) for item in ctx.logs if item.seed is not None}
     for seed, path in sorted(ctx.record.artifacts.items()):
@@ -106,7 +108,7 @@ def check_artifact_bytes(ctx: RecordContext) -> CheckResult:
         except OSError as problem:
             problems.append(f"{path.name}: unreadable ({problem.strerror or problem})")
             continue
-        consider(submission_bytes(size, script_bytes or 0, extra_bytes), f"{path.name} + {SCRIPT_NAME}{extra_note}")
+        consider(submission_bytes(size, script_bytes or 0, extra_bytes), f"{path.name} + {script_name}{extra_note}")
         log_name, model_bytes = logged_model.get(seed, (None, None))
         if model_bytes is not None and model_bytes != size:
             problems.append(f"{path.name}: {size:,} bytes but {log_name} logged {model_bytes:,}")
@@ -146,8 +148,8 @@ def _check_time(
         verdict = time_cap_verdict(value, cap_s, grace_s)
         if verdict == "warn":
             overshoots.append(f"{item.name}: {label} {fmt_seconds(value)} is {fmt_seconds(value - cap_ms)} past the cap "
-                              f"{cap_seconds(cap_s)}, within the ruleset's {grace_s:g} s grace for the step that "
-                              f"crossed it")
+                              f"{cap_seconds(cap_s)}, within the {grace_s:g} s grace track {ctx.track.id} allows "
+                              f"past it (train_time_grace_s)")
         elif verdict == "fail":
             grace = f"; grace {grace_s:g} s" if grace_s else ""
             problems.append(f"{item.name}: {label} {fmt_seconds(value)} > cap {cap_seconds(cap_s)} (over by {fmt_seconds(value - cap_ms)}{grace})")

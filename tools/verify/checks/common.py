@@ -323,6 +323,17 @@ def agrees_with_line(claim: float, logged: float, line: str | None, min_places: 
     return agree_at_precision(claim, logged, decimals(token) if token else 8, min_places)
 
 
+def not_applicable(track: Track | None, what: str) -> str | None:
+    """Why a judge that runs a record's code (probes, rescore, tokenizer audit, reproduction) does not apply to a
+    record of `track`, as the one line its `skip` says; None when it applies. On a track the run service scores
+    (`scored_by = "service"`) the record ships no scorer: the service exported each seed's model and scored it
+    itself, its evaluation is in every log's `service:` line, and only the service can re-run the code."""
+    if track is None or not track.scored_by_service:
+        return None
+    return (f"not applicable on this track ({track.id}, scored by the run service): {what}; the record ships no "
+            f"scorer for the judge to run, and only the service can run its code")
+
+
 def result(check_id: str, status: Status, message: str, **evidence: Any) -> CheckResult:
     return CheckResult(id=check_id, status=status, message=message, evidence=evidence)
 

@@ -1,8 +1,9 @@
 """`dataset`: every log scored the track's dataset, with its tokenizer, on the full validation set.
 
 Each log names the dataset and the sha256 of its manifest and tokenizer, and the val_tokens / val_bytes it
-scored; they must equal the local manifest's (`<datasets_root>/<track.dataset>/manifest.json`). Scoring part of
-the validation set (C5 in docs/FAILURES.md) shows up as a smaller val_tokens or val_bytes. A record that ships its own
+scored; they must equal the local manifest's (`<datasets_root>/<track.dataset>/manifest.json`; what a manifest
+requires of a log, for a tokenized dataset or the run service's raw byte one, is tools.records.datasets). Scoring
+part of the validation set (C5 in docs/FAILURES.md) shows up as a smaller val_tokens or val_bytes. A record that ships its own
 tokenizer or a dataset script is flagged for the tokenizer audit (`verify tokenizer`): warn, not pass.
 """
 
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tools.records.datasets import logged_facts, tokenizer_label  # noqa: F401  (tokenizer_label re-exported)
 from tools.records.model import CheckResult
 from tools.records.paths import read_regular_file
 from tools.verify.checks.common import RecordContext, first_and_count, result
@@ -23,19 +25,14 @@ TOKENIZER_PATTERNS = ("*.model", "tokenizer.json", "*.vocab", "*tokenizer*")
 DATASET_SCRIPT_PATTERNS = ("*prepare*.py", "*dataset*.py", "*tokeniz*.py", "*shard*.py", "data/*.py", "*data*.py")
 
 
-def tokenizer_label(manifest: dict) -> str | None:
-    """The tracks.toml name of a manifest's tokenizer: `sp<V>` for SentencePiece, `byte` for bytes; None if unknown."""
-    tokenizer = manifest.get("tokenizer") if isinstance(manifest.get("tokenizer"), dict) else {}
-    kind, vocab = tokenizer.get("kind"), tokenizer.get("vocab_size")
-    if kind == "byte":
-        return "byte"
-    if kind == "sentencepiece-bpe" and isinstance(vocab, int):
-        return f"sp{vocab}"
-    return None
+# The run service's raw byte dataset (tools/service/dataset.py NAME; the judge does not import the service).
+SERVICE_BYTE_DATASET = "shakespeare_bytes"
 
 
 def prepare_command(dataset: str) -> str:
-    """The command that builds a dataset folder (data/prepare.py's subcommands)."""
+    """The command that builds a dataset folder (data/prepare.py's subcommands; the run service's own builder)."""
+    if dataset == SERVICE_BYTE_DATASET:
+        return f"python -m tools.service.dataset data/datasets/{SERVICE_BYTE_DATASET}"
     if dataset.startswith("shakespeare_"):
         return "python data/prepare.py shakespeare" + (" --tokenizer byte" if dataset.endswith("_byte") else "")
     if dataset.startswith("fineweb"):
@@ -113,12 +110,7 @@ def check_dataset(ctx: RecordContext) -> CheckResult:
         if ctx.track.tokenizer and tokenizer is not None and tokenizer != ctx.track.tokenizer:
             problems.append(f"{manifest_path}: the dataset's tokenizer is {tokenizer}, but track {ctx.track.id} says "
                             f"tokenizer = {ctx.track.tokenizer!r} (tracks.toml and the prepared dataset disagree)")
-        expected = {
-            "manifest_sha256": manifest_sha,
-            "tokenizer_sha256": (manifest.get("tokenizer") or {}).get("sha256"),
-            "val_tokens": manifest.get("val_tokens"),
-            "val_bytes": manifest.get("val_bytes"),
-        }
+        expected = logged_facts(manifest, manifest_sha)
         for item in ctx.logs:
             for key, want in expected.items():
                 got = getattr(item.log, key)

@@ -110,7 +110,9 @@ def _is_source(text: str, script: bytes) -> bool:
 
 # Settings that name the run or where its files live, not how it trains: they may differ between seeds. Public logs
 # print them in lower case (`seed: 42`, `run_id: ...`, `logfile: logs/1.txt`, `rank: 0`).
-PER_RUN_SETTINGS = frozenset({"SEED", "RUN_ID", "ARTIFACT_DIR", "DATA_PATH", "TOKENIZER_PATH", "MLFLOW_TRACKING_URI"})
+# TORCH_SEED: the run service's name for the seed (docs/SERVICE.md).
+PER_RUN_SETTINGS = frozenset({"SEED", "TORCH_SEED", "RUN_ID", "ARTIFACT_DIR", "DATA_PATH", "TOKENIZER_PATH",
+                              "MLFLOW_TRACKING_URI"})
 _PER_RUN_SUFFIXES = ("_path", "_dir", "_file", "_files", "logfile")
 _PER_RUN_LOWER = frozenset({"seed", "run_id", "rank", "local_rank", "is_main_process", "logfile"})
 

@@ -29,8 +29,9 @@ block and the compared positions of about two calls' probe rows.
 
 Entry point: `probe_record(folder, ...) -> list[CheckResult]` (ids `normalization`, `causality`, `rescore`).
 A record whose script has no `score` command, or that ships no artifact, gets `skip` with the reason and a note
-that a human must review it. The child sees only its private copy of the record and its input tokens, read-only
-(tools.verify.sandbox).
+that a human must review it. On a track the run service scores (`scored_by = "service"`) every check is `skip`,
+"not applicable on this track": the service probed each exported model inside its own scoring calls. The child
+sees only its private copy of the record and its input tokens, read-only (tools.verify.sandbox).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from data import formats
 from tools.records.model import CheckResult, ParsedLog, Record, RecordError, Status, Track
 from tools.records.paths import read_regular_file
 from tools.records.record import load_record
+from tools.verify.checks.common import not_applicable
 from tools.verify.checks.verdict import load_track_table, resolve_roots
 from tools.verify.probes.arithmetic import (  # noqa: F401  (re-exported: the probes' arithmetic, for callers and tests)
     CAUSALITY_ATOL,
@@ -503,6 +505,11 @@ def probe_record(
     track = load_track_table(root, tracks).get(record.track_id)
     if track is None:
         return _skip_all(f"track {record.track_id!r} is not in tracks.toml, so its dataset is unknown")
+    service = not_applicable(track, "the service scored each seed's exported model itself, with its "
+                                    "normalization, causality and finite checks inside its own scoring calls "
+                                    "(each log's `service:` line), and the logged val_bpb is that score")
+    if service is not None:
+        return [CheckResult(check_id, "skip", service, {"not_applicable": True}) for check_id in CHECK_IDS]
     if record.script_path is None:
         return _skip_all("the record has no train_gpt.py to score with")
     try:

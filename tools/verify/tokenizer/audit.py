@@ -9,6 +9,8 @@ Three checks, each computed from the original validation documents, never from a
   bug classes (tools.verify.tokenizer.byte_table) and converted to bpb. Logged `val_bytes` must equal the truth as well.
 When the track's validation text is not on this machine (the main track's FineWeb), a record that ships its own
 vocabulary or byte table is audited from those files on the judge's probe corpus (tools.verify.tokenizer.shipped).
+On a track the run service scores (`scored_by = "service"`: the fixed byte tokenizer, bytes counted by the service)
+all three are `skip`, "not applicable on this track".
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from tools.records import paths
 from tools.records.model import CheckResult, RecordError, Status, Track
 from tools.records.rules import MAX_FILE_BYTES
+from tools.verify.checks.common import not_applicable
 from tools.verify.tokenizer.byte_table import (
     ByteTable,
     TableComparison,
@@ -522,6 +525,14 @@ def audit_record_detailed(
         raise RecordError(folder, "not a record folder")
     track = _load_track(track_id or folder.resolve().parent.name, tracks, folder)
     dataset_dir = Path(datasets_root or paths.datasets_root()) / track.dataset
+    service = not_applicable(track, f"the tokenizer is the fixed {track.tokenizer!r} one (token = byte value, "
+                                    f"each counts 1 byte) and the service divides by the validation bytes it "
+                                    f"counted itself (each log's val_bytes, checked by `verify record`'s dataset)")
+    if service is not None:
+        checks = tuple(CheckResult(check_id, "skip", service, {"not_applicable": True})
+                       for check_id in ("val_documents", "tokenizer_roundtrip", "tokenizer_bytes"))
+        return RecordAudit(str(folder), Path(track.tokenizer), "track", dataset_dir, checks,
+                           mode="not applicable on this track")
     if not os.path.lexists(dataset_dir / "manifest.json"):  # the track's data is not on this machine
         shipped = _shipped_instead(folder, dataset_dir, datasets_root, num_threads)
         if shipped is not None:
