@@ -37,6 +37,10 @@ ALL_CHECKS_PASS = {"files", "schema", "track", "code_lines", "artifact_bytes", "
 
 @pytest.fixture
 def world(tmp_path):
+    return record_world(tmp_path)
+
+
+def record_world(tmp_path: Path):
     """(records dir with the committed track table, the byte dataset named as the track's, a folder for models)."""
     records = tmp_path / "records"
     records.mkdir()

@@ -5,7 +5,6 @@ is a stand-in here (the real one, and the judge on the folder it writes: tests/t
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_service_api import Executor, auth, make, wait_for
-from tests.test_service_kit import honest_code, tiny_config, tiny_dataset
-from tests.test_service_record import SEEDS, honest_runs
+from tests.test_service_kit import honest_code, tiny_config
+from tests.test_service_record import SEEDS, honest_runs, record_world
 from tools.service.api import create_app
 from tools.service.config import Budget
 from tools.service.engine import Engine
@@ -217,17 +216,7 @@ def stored_seed_runs(tmp_path, world, **overrides):
 
 @pytest.fixture
 def world(tmp_path):
-    """As tests/test_service_record.py's: the committed track table, the byte dataset named as the track's."""
-    root = Path(__file__).resolve().parents[1]
-    records = tmp_path / "records"
-    records.mkdir()
-    shutil.copyfile(root / "records" / "tracks.toml", records / "tracks.toml")
-    data = tmp_path / "data"
-    data.mkdir()
-    dataset = tiny_dataset(tmp_path / "build").rename(data / "shakespeare_bytes")
-    models = tmp_path / "models"
-    models.mkdir()
-    return records, dataset, models
+    return record_world(tmp_path)
 
 
 def test_the_record_maker_assembles_the_seed_runs_and_the_judge_passes_them(tmp_path, world):
