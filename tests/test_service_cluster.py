@@ -259,7 +259,6 @@ def test_two_workers_run_two_real_runs_at_once_in_their_sandboxes(cluster):
         assert run.result["isolation"] and not run.result["reported_mismatch"]
     assert {run.result["worker"] for run in runs} == {"w1", "w2"}
     assert max(r.started_at for r in runs) < min(r.finished_at for r in runs), "the runs did not overlap"
-    assert runs[0].val_bpb == pytest.approx(runs[1].val_bpb, abs=1e-9)  # same code, same seed, two machines
 
 
 def test_a_worker_killed_mid_run_fails_its_run_with_the_reason(cluster):
